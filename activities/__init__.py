@@ -1,0 +1,1 @@
+"""Domain facades: every database write and external call of a run is an activity here."""

@@ -1,0 +1,27 @@
+"""The transactional outbox writer: events go in the same transaction as their cause."""
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from activities.ledger import utcnow
+from db.models import OutboxEvent
+from domain.ids import derive_id
+
+
+def emit(
+    session: Session, *, key: str, topic: str, tenant_id: str, run_id: str | None, payload: dict
+) -> None:
+    body: dict[str, Any] = {"tenant_id": tenant_id, **payload}
+    if run_id is not None:
+        body["run_id"] = run_id
+    session.add(
+        OutboxEvent(
+            id=derive_id("event", key, topic),
+            topic=topic,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            payload=body,
+            created_at=utcnow(),
+        )
+    )

@@ -1,0 +1,143 @@
+"""Exactly-once writes: a step's domain rows, its ack and its ledger row share one transaction.
+
+A retried activity (or a concurrent duplicate attempt) finds the ledger row keyed by
+(workflow id, step key) and returns the first result without writing anything new.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from db.models import AuditExpectation, AuditLedgerEntry, DomainAck, IdempotencyRecord
+from domain.enums import AckStatus
+from domain.ids import derive_id
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def workflow_id() -> str:
+    return activity.info().workflow_id or "no-workflow"
+
+
+def run_once(
+    sessions: sessionmaker[Session],
+    step_key: str,
+    result_type: type[T],
+    write: Callable[[Session], T],
+) -> T:
+    """Run ``write`` once per (workflow id, step key); later calls return the first result."""
+    wf_id = workflow_id()
+    try:
+        with sessions.begin() as session:
+            stored = session.get(IdempotencyRecord, (wf_id, step_key))
+            if stored is not None:
+                return result_type.model_validate(stored.result)
+            result = write(session)
+            session.add(
+                IdempotencyRecord(
+                    workflow_id=wf_id,
+                    step_key=step_key,
+                    result=result.model_dump(mode="json"),
+                    created_at=utcnow(),
+                )
+            )
+            return result
+    except IntegrityError:
+        # A concurrent attempt committed first; its result is the one that counts.
+        with sessions.begin() as session:
+            stored = session.get(IdempotencyRecord, (wf_id, step_key))
+            if stored is None:
+                raise
+            return result_type.model_validate(stored.result)
+
+
+def find_first_result(sessions: sessionmaker[Session], step_key: str) -> dict | None:
+    with sessions() as session:
+        stored = session.get(IdempotencyRecord, (workflow_id(), step_key))
+        return None if stored is None else stored.result
+
+
+def ack(
+    session: Session,
+    *,
+    run_id: str,
+    tenant_id: str,
+    domain: str,
+    action: str,
+    result_id: str | None,
+    status: AckStatus = AckStatus.ACKED,
+    error: str | None = None,
+    rollback_reason: str | None = None,
+    details: dict | None = None,
+) -> None:
+    """Write a DomainAck and close the matching expectation in the caller's transaction."""
+    now = utcnow()
+    session.add(
+        DomainAck(
+            id=derive_id(run_id, "ack", domain, action, status),
+            run_id=run_id,
+            tenant_id=tenant_id,
+            domain=domain,
+            action=action,
+            status=status,
+            result_id=result_id,
+            rolled_back=status == AckStatus.ROLLED_BACK,
+            rollback_reason=rollback_reason,
+            error=error,
+            details=details or {},
+            created_at=now,
+        )
+    )
+    if status != AckStatus.ROLLED_BACK:
+        session.execute(
+            update(AuditExpectation)
+            .where(
+                AuditExpectation.run_id == run_id,
+                AuditExpectation.domain == domain,
+                AuditExpectation.action == action,
+                AuditExpectation.acked_at.is_(None),
+            )
+            .values(acked_at=now)
+        )
+
+
+def audit_entry(
+    session: Session,
+    *,
+    key: str,
+    tenant_id: str,
+    event_type: str,
+    entity_type: str,
+    entity_id: str,
+    after_state: dict,
+    before_state: dict | None = None,
+    actor_id: str = "system:governed-runs",
+    actor_authority: str | None = "SYSTEM_AUTO",
+    source: str = "orchestrator",
+) -> None:
+    """Append an audit-ledger entry; ``after_state`` must carry the run id when there is one."""
+    session.add(
+        AuditLedgerEntry(
+            id=derive_id("audit-ledger", key),
+            tenant_id=tenant_id,
+            event_type=event_type,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            actor_id=actor_id,
+            actor_authority=actor_authority,
+            source=source,
+            before_state=before_state,
+            after_state=after_state,
+            created_at=utcnow(),
+        )
+    )

@@ -1,0 +1,54 @@
+"""The llm skill: an OpenAI-compatible chat completion, priced from the returned usage."""
+
+from decimal import Decimal
+
+import httpx
+
+from activities.skills.base import SkillContext, SkillError, SkillOutput
+from domain.skill_catalog import LlmInput
+
+
+def price(prompt_tokens: int, completion_tokens: int, ctx: SkillContext) -> Decimal:
+    return (
+        Decimal(prompt_tokens) * ctx.llm.price_per_1k_input
+        + Decimal(completion_tokens) * ctx.llm.price_per_1k_output
+    ) / 1000
+
+
+def llm(data: LlmInput, ctx: SkillContext) -> SkillOutput:
+    body: dict = {"model": data.model or ctx.llm.default_model, "messages": data.chat_messages()}
+    if data.max_tokens is not None:
+        body["max_tokens"] = data.max_tokens
+    if data.temperature is not None:
+        body["temperature"] = data.temperature
+    headers = {"Authorization": f"Bearer {ctx.llm.api_key}"} if ctx.llm.api_key else {}
+    url = ctx.llm.base_url.rstrip("/") + "/chat/completions"
+    try:
+        response = ctx.http.post(url, json=body, headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        raise SkillError(f"llm endpoint {url}: {exc}", retryable=True) from exc
+    if response.status_code == 429 or response.status_code >= 500:
+        raise SkillError(f"llm endpoint answered {response.status_code}", retryable=True)
+    if response.status_code >= 400:
+        raise SkillError(
+            f"llm endpoint answered {response.status_code}: {response.text[:300]}",
+            retryable=False,
+        )
+    try:
+        payload = response.json()
+        content = payload["choices"][0]["message"]["content"]
+        usage = payload.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        completion_tokens = int(usage.get("completion_tokens", 0))
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise SkillError(
+            f"llm endpoint returned an unexpected body: {exc}", retryable=False
+        ) from exc
+    return SkillOutput(
+        {
+            "text": content,
+            "model": payload.get("model", body["model"]),
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        },
+        price(prompt_tokens, completion_tokens, ctx),
+    )

@@ -1,0 +1,112 @@
+"""Traces facade: start, complete and revert completion. The chain itself is never altered."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from activities.ledger import ack, audit_entry, run_once, utcnow
+from db.models import Trace, TraceStep
+from domain import contract
+from domain.enums import AckStatus, TraceStatus
+from domain.hashchain import GENESIS_HASH
+from domain.ids import derive_id
+from domain.messages import Done, RollbackRequest, TraceCompleted, TraceRequest, TraceStarted
+
+
+def trace_id_for(run_id: str) -> str:
+    return derive_id(run_id, "trace")
+
+
+class TraceActivities:
+    """Writes of the traces domain."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    @activity.defn(name="traces.start")
+    def start(self, req: TraceRequest) -> TraceStarted:
+        def write(session: Session) -> TraceStarted:
+            trace_id = trace_id_for(req.run_id)
+            session.add(
+                Trace(
+                    id=trace_id,
+                    run_id=req.run_id,
+                    tenant_id=req.tenant_id,
+                    status=TraceStatus.RUNNING,
+                    started_at=utcnow(),
+                )
+            )
+            ack(
+                session,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                domain=contract.START_TRACE[0],
+                action=contract.START_TRACE[1],
+                result_id=trace_id,
+            )
+            return TraceStarted(trace_id=trace_id)
+
+        return run_once(self.sessions, "traces.start", TraceStarted, write)
+
+    @activity.defn(name="traces.complete")
+    def complete(self, req: TraceRequest) -> TraceCompleted:
+        """Store the head hash and step count read from the chain itself."""
+
+        def write(session: Session) -> TraceCompleted:
+            trace = session.get_one(Trace, trace_id_for(req.run_id))
+            last = session.scalars(
+                select(TraceStep)
+                .where(TraceStep.trace_id == trace.id)
+                .order_by(TraceStep.step_index.desc())
+                .limit(1)
+            ).first()
+            count = 0 if last is None else last.step_index + 1
+            trace.head_hash = GENESIS_HASH if last is None else last.hash
+            trace.step_count = count
+            trace.status = TraceStatus.COMPLETED
+            trace.completed_at = utcnow()
+            ack(
+                session,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                domain=contract.COMPLETE_TRACE[0],
+                action=contract.COMPLETE_TRACE[1],
+                result_id=trace.id,
+            )
+            return TraceCompleted(trace_id=trace.id, head_hash=trace.head_hash, step_count=count)
+
+        return run_once(self.sessions, "traces.complete", TraceCompleted, write)
+
+    @activity.defn(name="traces.revert_completion")
+    def revert_completion(self, req: RollbackRequest) -> None:
+        """Compensation: mark the completion rolled back (if present); the chain is kept."""
+
+        def write(session: Session) -> Done:
+            trace = session.get(Trace, trace_id_for(req.run_id))
+            if trace is None or trace.status != TraceStatus.COMPLETED:
+                return Done()
+            before = {"run_id": req.run_id, "status": trace.status, "head_hash": trace.head_hash}
+            trace.status = TraceStatus.COMPLETION_ROLLED_BACK
+            ack(
+                session,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                domain=contract.COMPLETE_TRACE[0],
+                action=contract.COMPLETE_TRACE[1],
+                result_id=trace.id,
+                status=AckStatus.ROLLED_BACK,
+                rollback_reason=req.reason,
+            )
+            audit_entry(
+                session,
+                key=f"{req.run_id}/rollback/trace",
+                tenant_id=req.tenant_id,
+                event_type="ROLLBACK",
+                entity_type="trace",
+                entity_id=trace.id,
+                before_state=before,
+                after_state={"run_id": req.run_id, "status": trace.status, "reason": req.reason},
+            )
+            return Done()
+
+        run_once(self.sessions, "traces.revert_completion", Done, write)

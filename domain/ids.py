@@ -1,0 +1,18 @@
+"""Deterministic ids: the same run and action always yield the same id."""
+
+import uuid
+
+GOVERNED_RUNS_NAMESPACE = uuid.UUID("6f1c9a52-2f0b-4a51-9d43-7f7c1c3e2a10")
+
+
+def derive_id(*parts: object) -> str:
+    """uuid5 over the parts joined by '/', as a string."""
+    return str(uuid.uuid5(GOVERNED_RUNS_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+def run_workflow_id(run_id: str) -> str:
+    return f"run-{run_id}"
+
+
+def run_id_from_workflow_id(workflow_id: str) -> str:
+    return workflow_id.removeprefix("run-")

@@ -1,0 +1,235 @@
+"""Activity requests and results: plain models, never ORM objects."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from domain.enums import (
+    Authority,
+    AuthorizationDecision,
+    EvaluationOutcome,
+    IncidentCategory,
+    PauseReason,
+    PauseTimeoutBehavior,
+    Phase,
+    PolicyDecision,
+    RunStatus,
+    Severity,
+    ViolationType,
+)
+from domain.models import RunConfig, RunOptions, StepSpec, Strict
+
+
+class Done(Strict):
+    """Result of a write that returns nothing but must be remembered by the ledger."""
+
+
+class CreateRunRequest(Strict):
+    run_id: str
+    tenant_id: str
+    steps: list[StepSpec]
+    budget: Decimal | None
+    options: RunOptions
+
+
+class CreateRunResult(Strict):
+    config: RunConfig
+    started_at: datetime
+
+
+class AuthorizeRequest(Strict):
+    run_id: str
+    tenant_id: str
+    skills: list[str]
+    budget: Decimal | None
+
+
+class AuthorizeResult(Strict):
+    decision: AuthorizationDecision
+    reason: str
+    budget_limit: Decimal | None = None
+    limits_version: int | None = None
+    policy_version: int | None = None
+    enabled_rule_ids: list[str] = Field(default_factory=list)
+
+
+class TransitionRequest(Strict):
+    run_id: str
+    seq: int
+    from_phase: Phase
+    to_phase: Phase
+    status: RunStatus
+    reason: str | None = None
+    steps_done: int | None = None
+    cost: Decimal | None = None
+    events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+
+class AmendContractRequest(Strict):
+    """Withdraw planned actions the run will no longer do, declare new ones."""
+
+    run_id: str
+    tenant_id: str
+    key: str
+    withdraw: list[tuple[str, str]] = Field(default_factory=list)
+    withdraw_all_open: bool = False
+    declare: list[tuple[str, str]] = Field(default_factory=list)
+    reason: str
+
+
+class DegradedRequest(Strict):
+    run_id: str
+    tenant_id: str
+    error: str
+
+
+class TraceRequest(Strict):
+    run_id: str
+    tenant_id: str
+
+
+class TraceStarted(Strict):
+    trace_id: str
+
+
+class TraceCompleted(Strict):
+    trace_id: str
+    head_hash: str
+    step_count: int
+
+
+class StepRequest(Strict):
+    run_id: str
+    tenant_id: str
+    index: int
+    skill: str
+    input: dict[str, Any]
+    traced: bool
+    prev_hash: str
+
+
+class StepResult(Strict):
+    ok: bool
+    output: dict[str, Any]
+    cost: Decimal
+    error: str | None = None
+    hash: str | None = None
+
+
+class RunFacts(Strict):
+    """What governance looks at once execution is over."""
+
+    run_id: str
+    tenant_id: str
+    status: RunStatus
+    skills_used: list[str]
+    steps_done: int
+    cost: Decimal
+    budget: Decimal | None
+    failure_reason: str | None = None
+    violations: list[str] = Field(default_factory=list)
+
+
+class EvaluationResult(Strict):
+    evaluation_id: str
+    outcome: EvaluationOutcome
+    prevention_record_ids: list[str]
+    limit_breach_ids: list[str]
+
+
+class IncidentRequest(Strict):
+    run_id: str
+    tenant_id: str
+    key: str = "create_incident"
+    category: IncidentCategory
+    severity: Severity
+    title: str
+    description: str
+
+
+class IncidentResult(Strict):
+    incident_id: str
+
+
+class RollbackRequest(Strict):
+    run_id: str
+    tenant_id: str
+    reason: str
+
+
+class ReconcileRunResult(Strict):
+    status: str
+    missing: list[tuple[str, str]]
+    drift: list[tuple[str, str]]
+
+
+class FinalizeRequest(Strict):
+    run_id: str
+    tenant_id: str
+    seq: int
+    from_phase: Phase
+    to_phase: Phase
+    status: RunStatus
+    reason: str | None
+    steps_done: int
+    cost: Decimal
+    events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+
+class PolicyCheckRequest(Strict):
+    run_id: str
+    tenant_id: str
+    step_index: int
+    cost: Decimal
+    run_budget: Decimal | None
+    limits_version: int | None
+    policy_version: int | None
+    enabled_rule_ids: list[str]
+
+
+class PolicyCheckResult(Strict):
+    decision: PolicyDecision
+    violations: list[ViolationType]
+    budget_limit: Decimal | None
+    limits_version: int | None
+    policy_version: int | None
+    enabled_rule_ids: list[str]
+
+
+class PauseRecordRequest(Strict):
+    run_id: str
+    tenant_id: str
+    pause_no: int
+    reason: PauseReason
+    actor_id: str
+    authority: Authority
+    paused_at: datetime
+    sla_deadline: datetime
+    resumable_by: list[Authority]
+    timeout_behavior: PauseTimeoutBehavior
+
+
+class PauseUpdateRequest(Strict):
+    """A pause's warning, escalation or resolution (RESUMED, AUTO_RESUMED, STOPPED, ...)."""
+
+    run_id: str
+    tenant_id: str
+    pause_no: int
+    kind: str
+    actor_id: str = "system:governed-runs"
+    authority: Authority = Authority.SYSTEM_AUTO
+    sla_deadline: datetime | None = None
+
+
+class RefusalRequest(Strict):
+    """A refused signal (malformed, or a resume by an authority that may not resume)."""
+
+    run_id: str
+    tenant_id: str
+    key: str
+    signal: str
+    actor_id: str
+    authority: str | None
+    reason: str

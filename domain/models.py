@@ -1,0 +1,145 @@
+"""Payloads that cross the Temporal boundary: workflow input, signals, query result.
+
+Every model forbids unknown fields, so a typo in a payload is refused with the field's
+name instead of being silently ignored.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.enums import (
+    Authority,
+    ObservabilityMode,
+    PauseReason,
+    PauseTimeoutBehavior,
+    Phase,
+    RunStatus,
+)
+from domain.skill_catalog import UnknownSkillError, validate_skill_input
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepSpec(Strict):
+    """One step of a run: a skill and its input."""
+
+    skill: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits_skill(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
+        skill = info.data.get("skill")
+        if skill is None:
+            return value
+        try:
+            validate_skill_input(skill, value)
+        except UnknownSkillError as exc:
+            raise ValueError(str(exc)) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "input"
+            raise ValueError(f"input for skill {skill!r}: {where}: {first['msg']}") from None
+        return value
+
+
+class RunOptions(Strict):
+    """Per-run overrides of the worker's defaults; unset fields take the defaults."""
+
+    observability_mode: ObservabilityMode | None = None
+    policy_check_enabled: bool | None = None
+    policy_check_interval_seconds: int | None = Field(default=None, ge=0)
+    policy_check_min_steps: int | None = Field(default=None, ge=1)
+    pause_sla_seconds: int | None = Field(default=None, gt=0)
+    pause_notify_before_seconds: int | None = Field(default=None, ge=0)
+    pause_timeout_behavior: PauseTimeoutBehavior | None = None
+    run_timeout_seconds: int | None = Field(default=None, gt=0)
+
+
+class RunInput(Strict):
+    """Input of ``RunWorkflow``; what ``temporal workflow start --input`` sends."""
+
+    run_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    tenant_id: str = Field(pattern=ID_PATTERN)
+    steps: list[StepSpec] = Field(min_length=1, max_length=500)
+    budget: Decimal | None = Field(default=None, ge=0)
+    options: RunOptions = Field(default_factory=RunOptions)
+
+
+class RunConfig(Strict):
+    """Behaviour settings resolved once when the run starts (recorded in history)."""
+
+    observability_mode: ObservabilityMode
+    policy_check_enabled: bool
+    policy_check_interval_seconds: int
+    policy_check_min_steps: int
+    pause_sla_seconds: int
+    pause_notify_before_seconds: int
+    pause_timeout_behavior: PauseTimeoutBehavior
+    run_timeout_seconds: int
+    finalize_grace_seconds: int
+
+
+class Actor(Strict):
+    id: str = Field(min_length=1, max_length=200)
+    authority: Authority
+
+
+class PauseRequest(Strict):
+    reason: PauseReason = PauseReason.MANUAL_PAUSE
+    actor: Actor
+
+
+class ResumeRequest(Strict):
+    actor: Actor
+
+
+class StopRequest(Strict):
+    actor: Actor
+    reason: str = Field(default="manual stop", max_length=500)
+
+
+class PauseView(Strict):
+    reason: PauseReason
+    paused_by: str
+    paused_at: str
+    sla_deadline: str
+    resumable_by: list[Authority]
+    timeout_behavior: PauseTimeoutBehavior
+    escalated: bool = False
+
+
+class RunStatusView(Strict):
+    """Result of the ``status`` query."""
+
+    run_id: str
+    tenant_id: str
+    phase: Phase
+    status: RunStatus
+    step_index: int
+    steps_total: int
+    cost: Decimal
+    budget: Decimal | None
+    pause: PauseView | None = None
+    stop_requested: bool = False
+    failure_reason: str | None = None
+
+
+class RunResult(Strict):
+    """What ``RunWorkflow`` returns: the run's end state."""
+
+    run_id: str
+    phase: Phase
+    status: RunStatus
+    reason: str | None = None
+    steps_done: int
+    cost: Decimal
+    incident_id: str | None = None
+    policy_outcome: str | None = None
+    rolled_back: bool = False

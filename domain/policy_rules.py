@@ -1,0 +1,108 @@
+"""Post-execution policy evaluation: a pure function of the run's facts and the rules."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from domain.enums import EvaluationOutcome, PolicyOutcome, RuleKind
+
+_SEVERITY = {
+    EvaluationOutcome.PASSED: 0,
+    EvaluationOutcome.WARNED: 1,
+    EvaluationOutcome.PREVENTED: 2,
+    EvaluationOutcome.BLOCKED: 3,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    kind: RuleKind
+    params: dict[str, Any]
+    outcome: PolicyOutcome
+
+
+@dataclass(frozen=True)
+class Match:
+    rule_id: str | None
+    rule_name: str
+    outcome: PolicyOutcome
+    reason: str
+
+
+@dataclass(frozen=True)
+class Breach:
+    limit_type: str
+    value: Decimal
+    threshold: Decimal
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    outcome: EvaluationOutcome
+    matches: list[Match]
+    breaches: list[Breach]
+
+
+def evaluate(
+    *,
+    cost: Decimal,
+    steps_done: int,
+    skills_used: list[str],
+    budget: Decimal | None,
+    violations: list[str],
+    rules: list[Rule],
+) -> Evaluation:
+    """Match every enabled rule; a budget overrun or a mid-run termination is PREVENTED."""
+    matches: list[Match] = []
+    breaches: list[Breach] = []
+    if budget is not None and cost > budget:
+        breaches.append(Breach("BUDGET", cost, budget))
+        matches.append(Match(None, "budget", PolicyOutcome.PREVENTED, f"cost {cost} > {budget}"))
+    for violation in violations:
+        matches.append(
+            Match(None, "mid_execution", PolicyOutcome.PREVENTED, f"run stopped: {violation}")
+        )
+    for rule in rules:
+        match = _match(rule, cost, steps_done, skills_used)
+        if match is None:
+            continue
+        matches.append(Match(rule.id, rule.name, rule.outcome, match[0]))
+        if match[1] is not None:
+            breaches.append(match[1])
+    outcome = max(
+        (EvaluationOutcome(m.outcome) for m in matches),
+        key=_SEVERITY.__getitem__,
+        default=EvaluationOutcome.PASSED,
+    )
+    return Evaluation(outcome, matches, breaches)
+
+
+def _match(
+    rule: Rule, cost: Decimal, steps_done: int, skills_used: list[str]
+) -> tuple[str, Breach | None] | None:
+    if rule.kind == RuleKind.MAX_COST:
+        limit = Decimal(str(rule.params["max"]))
+        if cost > limit:
+            return f"cost {cost} > {limit}", Breach("MAX_COST", cost, limit)
+    elif rule.kind == RuleKind.MAX_STEPS:
+        limit = Decimal(str(rule.params["max"]))
+        if steps_done > limit:
+            return f"steps {steps_done} > {limit}", Breach("MAX_STEPS", Decimal(steps_done), limit)
+    elif rule.kind == RuleKind.SKILL_USED:
+        skill = rule.params["skill"]
+        if skill in skills_used:
+            return f"skill {skill!r} was used", None
+    return None
+
+
+def validate_params(kind: RuleKind, params: dict[str, Any]) -> None:
+    """Raise ValueError naming the parameter a rule of this kind lacks."""
+    if kind in (RuleKind.MAX_COST, RuleKind.MAX_STEPS):
+        if "max" not in params:
+            raise ValueError(f"a {kind} rule needs params.max")
+        if Decimal(str(params["max"])) < 0:
+            raise ValueError("params.max must not be negative")
+    elif kind == RuleKind.SKILL_USED and not isinstance(params.get("skill"), str):
+        raise ValueError("a SKILL_USED rule needs params.skill (a skill name)")

@@ -1,0 +1,1 @@
+"""Process-level plumbing: settings, the embedded Temporal server, clients and workers."""

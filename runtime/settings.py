@@ -1,0 +1,80 @@
+"""The one settings object. Built at the edges (worker, starter, migrations, tests)."""
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.enums import ObservabilityMode, PauseTimeoutBehavior
+from domain.models import RunConfig, RunOptions
+
+
+class Settings(BaseSettings):
+    """Every knob of governed-runs, read from the environment (and ``.env``)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in DATA_DIR"
+    )
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal server; unset: embedded dev server"
+    )
+    temporal_namespace: str = "default"
+    task_queue: str = "governed-runs"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+    observability_mode: ObservabilityMode = ObservabilityMode.DEGRADED
+    run_timeout_seconds: int = Field(default=7200, gt=0)
+    finalize_grace_seconds: int = Field(default=300, ge=0)
+    mid_execution_policy_check_enabled: bool = True
+    policy_check_interval_seconds: int = Field(default=30, ge=0)
+    policy_check_min_steps: int = Field(default=3, ge=1)
+    pause_sla_seconds: int = Field(default=3600, gt=0)
+    pause_notify_before_timeout_seconds: int = Field(default=300, ge=0)
+    pause_timeout_behavior: PauseTimeoutBehavior = PauseTimeoutBehavior.TERMINATE
+
+    llm_base_url: str = "http://127.0.0.1:8081/v1"
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+    llm_price_per_1k_input_tokens: Decimal = Decimal("0.00015")
+    llm_price_per_1k_output_tokens: Decimal = Decimal("0.0006")
+    skill_base_cost: Decimal = Decimal("0.0001")
+
+    activity_threads: int = Field(default=32, ge=1)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'governed_runs.db').resolve()}"
+
+    def run_config(self, options: RunOptions) -> RunConfig:
+        """Worker defaults overlaid with the run's own options."""
+
+        def pick(value, default):  # noqa: ANN001, ANN202 - tiny local helper
+            return default if value is None else value
+
+        return RunConfig(
+            observability_mode=pick(options.observability_mode, self.observability_mode),
+            policy_check_enabled=pick(
+                options.policy_check_enabled, self.mid_execution_policy_check_enabled
+            ),
+            policy_check_interval_seconds=pick(
+                options.policy_check_interval_seconds, self.policy_check_interval_seconds
+            ),
+            policy_check_min_steps=pick(
+                options.policy_check_min_steps, self.policy_check_min_steps
+            ),
+            pause_sla_seconds=pick(options.pause_sla_seconds, self.pause_sla_seconds),
+            pause_notify_before_seconds=pick(
+                options.pause_notify_before_seconds, self.pause_notify_before_timeout_seconds
+            ),
+            pause_timeout_behavior=pick(
+                options.pause_timeout_behavior, self.pause_timeout_behavior
+            ),
+            run_timeout_seconds=pick(options.run_timeout_seconds, self.run_timeout_seconds),
+            finalize_grace_seconds=self.finalize_grace_seconds,
+        )

@@ -1,0 +1,62 @@
+"""Bring up what a process needs: Temporal (embedded or external), the database, a client."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from db import migrate
+from db.engine import check_connection, make_engine, make_session_factory
+from runtime.embedded_temporal import EmbeddedTemporal
+from runtime.settings import Settings
+from runtime.temporal_client import connect, ensure_search_attributes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    client: Client
+    engine: Engine
+    sessions: sessionmaker[Session]
+    address: str
+    embedded: bool
+
+
+def open_database(settings: Settings, *, migrate_schema: bool = True) -> Engine:
+    engine = make_engine(settings.resolved_database_url())
+    check_connection(engine)
+    if migrate_schema:
+        migrate.upgrade(engine)
+    return engine
+
+
+@contextlib.asynccontextmanager
+async def open_stack(settings: Settings, *, start_embedded: bool = True) -> AsyncIterator[Stack]:
+    """Database first (fails fast on a bad DATABASE_URL), then Temporal."""
+    engine = open_database(settings)
+    server: EmbeddedTemporal | None = None
+    try:
+        address = settings.temporal_address
+        if address is None:
+            if not start_embedded:
+                address = f"127.0.0.1:{settings.temporal_port}"
+            else:
+                server = EmbeddedTemporal(
+                    settings.data_dir, settings.temporal_port, settings.temporal_ui_port
+                )
+                address = server.start()
+        client = await connect(address, settings.temporal_namespace)
+        await ensure_search_attributes(client)
+        yield Stack(
+            settings, client, engine, make_session_factory(engine), address, server is not None
+        )
+    finally:
+        if server is not None:
+            server.stop()
+        engine.dispose()

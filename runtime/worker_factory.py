@@ -1,0 +1,102 @@
+"""Builds the activity objects and the Worker: the wiring worker.py and the tests share."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.audit import AuditActivities
+from activities.control import ControlActivities
+from activities.incidents import IncidentActivities
+from activities.policies import PolicyActivities
+from activities.runs import RunActivities
+from activities.skills.base import LlmEndpoint, SkillContext
+from activities.steps import StepActivities
+from activities.traces import TraceActivities
+from runtime.settings import Settings
+from workflows.run_workflow import RunWorkflow
+
+WORKFLOWS = [RunWorkflow]
+
+# Modules that are deterministic or only used through activities: import them once,
+# outside the sandbox, instead of re-importing them for every workflow run.
+PASSTHROUGH = ("pydantic", "pydantic_core", "sqlalchemy", "httpx", "domain", "activities", "db")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def skill_context(settings: Settings, http: httpx.Client) -> SkillContext:
+    return SkillContext(
+        http=http,
+        llm=LlmEndpoint(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            default_model=settings.llm_model,
+            price_per_1k_input=settings.llm_price_per_1k_input_tokens,
+            price_per_1k_output=settings.llm_price_per_1k_output_tokens,
+        ),
+        base_cost=settings.skill_base_cost,
+    )
+
+
+def build_activities(
+    settings: Settings, sessions: sessionmaker[Session], http: httpx.Client
+) -> list:
+    """Every activity of governed-runs, bound to its dependencies."""
+    runs = RunActivities(sessions, settings.run_config)
+    traces = TraceActivities(sessions)
+    policies = PolicyActivities(sessions)
+    incidents = IncidentActivities(sessions)
+    audit = AuditActivities(sessions)
+    control = ControlActivities(sessions)
+    steps = StepActivities(sessions, skill_context(settings, http))
+    return [
+        runs.create,
+        runs.authorize,
+        runs.transition,
+        runs.finalize,
+        runs.mark_degraded,
+        traces.start,
+        traces.complete,
+        traces.revert_completion,
+        policies.evaluate,
+        policies.rollback_evaluation,
+        incidents.create_for_run,
+        incidents.rollback,
+        audit.amend_contract,
+        audit.reconcile_run,
+        control.check_policy,
+        control.record_pause,
+        control.update_pause,
+        control.record_refusal,
+        steps.execute,
+    ]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    http: httpx.Client,
+    *,
+    task_queue: str | None = None,
+    activities: list | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities if activities is not None else build_activities(settings, sessions, http),
+        activity_executor=executor or ThreadPoolExecutor(settings.activity_threads),
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=settings.activity_threads,
+        max_concurrent_local_activities=settings.activity_threads,
+    )

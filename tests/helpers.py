@@ -1,0 +1,110 @@
+"""Helpers for tests: seeding tenants and rules, starting runs, counting rows."""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, WorkflowHandle
+
+from db.models import PolicyRule, Tenant
+from domain.ids import derive_id, run_workflow_id
+from runtime.settings import Settings
+from runtime.worker_factory import build_worker
+from workflows.run_workflow import RunWorkflow
+
+
+def new_tenant(
+    sessions: sessionmaker[Session],
+    *,
+    budget: Decimal | None = Decimal("10"),
+    allowed_skills: list[str] | None = None,
+    status: str = "ACTIVE",
+) -> str:
+    tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        session.add(
+            Tenant(
+                id=tenant_id,
+                name=tenant_id,
+                status=status,
+                budget_limit=budget,
+                allowed_skills=allowed_skills,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return tenant_id
+
+
+def add_rule(
+    sessions: sessionmaker[Session], tenant_id: str, name: str, kind: str, params: dict, outcome: str
+) -> str:
+    rule_id = derive_id(tenant_id, "rule", name)
+    with sessions.begin() as session:
+        session.add(
+            PolicyRule(
+                id=rule_id,
+                tenant_id=tenant_id,
+                name=name,
+                kind=kind,
+                params=params,
+                outcome=outcome,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    return rule_id
+
+
+def echo_steps(n: int) -> list[dict[str, Any]]:
+    return [{"skill": "echo", "input": {"text": f"step {i}"}} for i in range(n)]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    task_queue: str,
+    activities: Sequence | None = None,
+) -> AsyncIterator[None]:
+    with httpx.Client() as http:
+        worker = build_worker(
+            client, settings, sessions, http, task_queue=task_queue,
+            activities=list(activities) if activities is not None else None,
+        )
+        async with worker:
+            yield
+
+
+async def start_run(
+    client: Client, task_queue: str, run_id: str, payload: dict[str, Any]
+) -> WorkflowHandle:
+    return await client.start_workflow(
+        RunWorkflow.run,
+        payload,
+        id=run_workflow_id(run_id),
+        task_queue=task_queue,
+    )
+
+
+def count(sessions: sessionmaker[Session], model: Any, **where: Any) -> int:
+    with sessions() as session:
+        stmt = select(func.count()).select_from(model)
+        for column, value in where.items():
+            stmt = stmt.where(getattr(model, column) == value)
+        return session.scalar(stmt) or 0
+
+
+def rows(sessions: sessionmaker[Session], model: Any, **where: Any) -> list[Any]:
+    with sessions() as session:
+        stmt = select(model)
+        for column, value in where.items():
+            stmt = stmt.where(getattr(model, column) == value)
+        return list(session.scalars(stmt))

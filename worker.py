@@ -1,0 +1,67 @@
+"""The composition root: settings → database → Temporal → activities → Worker.
+
+    python worker.py            # embedded Temporal + SQLite unless configured otherwise
+    python worker.py --demo     # the same, plus the demo scenario once the worker is up
+
+Stops gracefully on SIGINT/SIGTERM (in-flight activities finish, the embedded server stops).
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import httpx
+
+from db.engine import DatabaseConfigError
+from runtime.embedded_temporal import TemporalConfigError
+from runtime.settings import Settings
+from runtime.stack import open_stack
+from runtime.worker_factory import build_worker
+
+log = logging.getLogger("governed_runs.worker")
+
+
+async def serve(settings: Settings, demo: bool) -> None:
+    async with open_stack(settings) as stack:
+        with httpx.Client() as http:
+            worker = build_worker(stack.client, settings, stack.sessions, http)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if stack.embedded else "(external)"
+            log.info(
+                "worker on task queue %s, Temporal %s (UI %s), database %s",
+                settings.task_queue,
+                stack.address,
+                ui,
+                stack.engine.url.render_as_string(hide_password=True),
+            )
+            async with worker:
+                if demo:
+                    from runtime.demo import run_demo
+
+                    asyncio.create_task(run_demo(stack, settings))
+                await stop.wait()
+                log.info("shutting down")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", action="store_true", help="run the demo scenario once up")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+    try:
+        settings = Settings()
+        asyncio.run(serve(settings, args.demo))
+    except (DatabaseConfigError, TemporalConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line operator error
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

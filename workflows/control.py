@@ -1,0 +1,385 @@
+"""Run control inside RunWorkflow: signals, mid-execution policy checks and pauses.
+
+Signal handlers only validate and record intent; the workflow acts on it at the next
+checkpoint (before each step), where it may write through activities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.control import ControlActivities
+    from activities.incidents import IncidentActivities
+    from domain.control import RESUMABLE_BY, check_due, may_resume
+    from domain.enums import (
+        Authority,
+        IncidentCategory,
+        PauseReason,
+        PauseTimeoutBehavior,
+        PolicyDecision,
+        RunStatus,
+        Severity,
+        ViolationType,
+    )
+    from domain.messages import (
+        AuthorizeResult,
+        IncidentRequest,
+        PauseRecordRequest,
+        PauseUpdateRequest,
+        PolicyCheckRequest,
+        RefusalRequest,
+    )
+    from domain.models import Actor, PauseRequest, PauseView, ResumeRequest, StopRequest
+    from domain.outcome import IncidentSpec, Outcome
+    from workflows.options import DB_WRITE, MUST_WRITE
+
+if TYPE_CHECKING:
+    from workflows.run_workflow import RunWorkflow
+
+SYSTEM = Actor(id="system:policy-check", authority=Authority.SYSTEM_AUTO)
+TERMINAL_STATUS = {
+    ViolationType.MANUAL_STOP: RunStatus.CANCELLED,
+    ViolationType.BUDGET_EXCEEDED: RunStatus.FAILED_POLICY,
+    ViolationType.TENANT_SUSPENDED: RunStatus.FAILED_POLICY,
+}
+
+
+@dataclass
+class Pause:
+    number: int
+    reason: PauseReason
+    actor: Actor
+    paused_at: datetime
+    sla_deadline: datetime
+    resumable_by: tuple[Authority, ...]
+    behavior: PauseTimeoutBehavior
+    warned: bool = False
+    escalated: bool = False
+
+
+class RunControl:
+    """The control state of one run, owned by its RunWorkflow."""
+
+    def __init__(self, wf: RunWorkflow) -> None:
+        self.wf = wf
+        self.pending_pause: PauseRequest | None = None
+        self.resumes: list[ResumeRequest] = []
+        self.stop: StopRequest | None = None
+        self.refusals: list[tuple[str, str, Actor | None]] = []
+        self.pause: Pause | None = None
+        self._pauses = 0
+        self._refusals_recorded = 0
+        self._started_at: datetime | None = None
+        self._baseline: dict[str, Any] = {}
+        self._last_check_at: datetime | None = None
+        self._steps_since_check = 0
+        self._forced = False
+
+    # ----- signals (validate, record intent, never block) ----------------------------
+
+    def _parse(self, name: str, model: type[BaseModel], raw: Any) -> Any:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            from workflows.run_workflow import describe_validation_error
+
+            self.refusals.append((name, f"malformed: {describe_validation_error(exc)}", None))
+            return None
+
+    def _ended(self, name: str) -> bool:
+        if self.wf.phase.value in ("COMPLETED", "FAILED", "GOVERNANCE_CHECK", "FINALIZING"):
+            workflow.logger.info("%s signal after execution ended: ignored", name)
+            return True
+        return False
+
+    def on_pause(self, raw: Any) -> None:
+        req = self._parse("pause", PauseRequest, raw)
+        if req is not None and not self._ended("pause") and self.pause is None:
+            self.pending_pause = req
+
+    def on_resume(self, raw: Any) -> None:
+        req = self._parse("resume", ResumeRequest, raw)
+        if req is None or self._ended("resume"):
+            return
+        if self.pause is None and self.pending_pause is None:
+            self.refusals.append(("resume", "run is not paused", req.actor))
+            return
+        self.resumes.append(req)
+
+    def on_stop(self, raw: Any) -> None:
+        req = self._parse("stop", StopRequest, raw)
+        if req is not None and not self._ended("stop") and self.stop is None:
+            self.stop = req
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop is not None
+
+    def pause_view(self) -> PauseView | None:
+        p = self.pause
+        if p is None:
+            return None
+        return PauseView(
+            reason=p.reason,
+            paused_by=p.actor.id,
+            paused_at=p.paused_at.isoformat(),
+            sla_deadline=p.sla_deadline.isoformat(),
+            resumable_by=list(p.resumable_by),
+            timeout_behavior=p.behavior,
+            escalated=p.escalated,
+        )
+
+    # ----- checkpoints ----------------------------------------------------------------
+
+    def start(self, started_at: datetime, auth: AuthorizeResult) -> None:
+        self._started_at = started_at
+        self._baseline = {
+            "limits_version": auth.limits_version,
+            "policy_version": auth.policy_version,
+            "enabled_rule_ids": auth.enabled_rule_ids,
+        }
+
+    def after_step(self, cost: Decimal) -> None:
+        self._steps_since_check += 1
+        if self.wf.budget is not None and cost > self.wf.budget:
+            self._forced = True
+
+    async def checkpoint(self, index: int) -> Outcome | None:
+        """Before step ``index``: act on signals and policy; may wait while paused."""
+        await self._record_refusals()
+        if self.stop is not None:
+            return self._stopped_outcome()
+        outcome = await self._policy_check(index)
+        if outcome is not None:
+            return outcome
+        if self.pending_pause is not None:
+            return await self._hold(self.pending_pause)
+        return None
+
+    def _stopped_outcome(self) -> Outcome:
+        assert self.stop is not None
+        reason = (
+            f"stopped by {self.stop.actor.id} ({self.stop.actor.authority}): {self.stop.reason}"
+        )
+        return Outcome(RunStatus.CANCELLED, reason, violations=[ViolationType.MANUAL_STOP])
+
+    async def _policy_check(self, index: int) -> Outcome | None:
+        config = self.wf.config
+        if not config.policy_check_enabled:
+            return None
+        now = workflow.now()
+        due = check_due(
+            step_index=index,
+            forced=self._forced,
+            last_check_at=self._last_check_at,
+            now=now,
+            steps_since_check=self._steps_since_check,
+            interval=timedelta(seconds=config.policy_check_interval_seconds),
+            min_steps=config.policy_check_min_steps,
+        )
+        if not due:
+            return None
+        result = await workflow.execute_local_activity_method(
+            ControlActivities.check_policy,
+            PolicyCheckRequest(
+                run_id=self.wf.run_id,
+                tenant_id=self.wf.tenant_id,
+                step_index=index,
+                cost=self.wf.cost,
+                run_budget=self.wf.budget,
+                **self._baseline,
+            ),
+            **DB_WRITE,
+        )
+        self._last_check_at, self._steps_since_check, self._forced = now, 0, False
+        if result.decision == PolicyDecision.TERMINATE:
+            first = next(v for v in result.violations if v in TERMINAL_STATUS)
+            reason = (
+                f"terminated by policy check before step {index}: {', '.join(result.violations)}"
+            )
+            incident = None
+            if first == ViolationType.BUDGET_EXCEEDED:
+                incident = IncidentSpec(
+                    IncidentCategory.BUDGET_BREACH, Severity.HIGH, "Budget exceeded"
+                )
+            elif first == ViolationType.TENANT_SUSPENDED:
+                incident = IncidentSpec(
+                    IncidentCategory.POLICY_VIOLATION, Severity.MEDIUM, "Tenant suspended"
+                )
+            if result.budget_limit is not None and first == ViolationType.BUDGET_EXCEEDED:
+                self.wf.budget = result.budget_limit
+            return Outcome(TERMINAL_STATUS[first], reason, incident, list(result.violations))
+        if result.decision == PolicyDecision.PAUSE:
+            # Resuming accepts the new policy state as the run's baseline.
+            self._next_baseline = {
+                "limits_version": result.limits_version,
+                "policy_version": result.policy_version,
+                "enabled_rule_ids": result.enabled_rule_ids,
+            }
+            return await self._hold(PauseRequest(reason=PauseReason.POLICY_CHANGE, actor=SYSTEM))
+        return None
+
+    # ----- pauses -------------------------------------------------------------------
+
+    async def _hold(self, req: PauseRequest) -> Outcome | None:
+        """Wait while paused: resume, stop, SLA warning, SLA expiry (TERMINATE/CONTINUE/ESCALATE)."""
+        config = self.wf.config
+        self.pending_pause = None
+        self._pauses += 1
+        now = workflow.now()
+        pause = Pause(
+            number=self._pauses,
+            reason=req.reason,
+            actor=req.actor,
+            paused_at=now,
+            sla_deadline=now + timedelta(seconds=config.pause_sla_seconds),
+            resumable_by=RESUMABLE_BY[req.reason],
+            behavior=config.pause_timeout_behavior,
+        )
+        await self._local(
+            ControlActivities.record_pause,
+            PauseRecordRequest(
+                run_id=self.wf.run_id,
+                tenant_id=self.wf.tenant_id,
+                pause_no=pause.number,
+                reason=pause.reason,
+                actor_id=pause.actor.id,
+                authority=pause.actor.authority,
+                paused_at=pause.paused_at,
+                sla_deadline=pause.sla_deadline,
+                resumable_by=list(pause.resumable_by),
+                timeout_behavior=pause.behavior,
+            ),
+        )
+        self.pause = pause
+        self.wf.status = RunStatus.PAUSED
+        self.wf.upsert_status()
+        warn_at = pause.sla_deadline - timedelta(seconds=config.pause_notify_before_seconds)
+        while True:
+            await self._record_refusals()
+            for resume in self._drain_resumes():
+                if may_resume(pause.reason, resume.actor.authority):
+                    return await self._resolve("RESUMED", resume.actor)
+                self._refuse_resume(resume, pause)
+            await self._record_refusals()
+            if self.stop is not None:
+                await self._resolve("STOPPED", self.stop.actor, resume_run=False)
+                return self._stopped_outcome()
+            now = workflow.now()
+            if not pause.warned and now >= warn_at:
+                await self._update("WARNED")
+                pause.warned = True
+            if now >= pause.sla_deadline and not pause.escalated:
+                outcome = await self._expire(pause)
+                if outcome is not False:
+                    return outcome
+            wake = self._next_wake(pause, warn_at)
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self.resumes) or self.stop is not None or bool(self.refusals),
+                    timeout=None if wake is None else max(wake - workflow.now(), timedelta(0)),
+                )
+            except TimeoutError:
+                pass
+
+    @staticmethod
+    def _next_wake(pause: Pause, warn_at: datetime) -> datetime | None:
+        if not pause.warned:
+            return warn_at
+        if not pause.escalated:
+            return pause.sla_deadline
+        return None
+
+    async def _expire(self, pause: Pause) -> Outcome | None | bool:
+        """SLA expired. Returns an outcome, None (resumed), or False (keep waiting)."""
+        if pause.behavior == PauseTimeoutBehavior.CONTINUE:
+            return await self._resolve("AUTO_RESUMED", SYSTEM)
+        if pause.behavior == PauseTimeoutBehavior.TERMINATE:
+            await self._resolve("TIMED_OUT", SYSTEM, resume_run=False)
+            reason = f"pause ({pause.reason}) not resolved within its SLA"
+            return Outcome(
+                RunStatus.FAILED,
+                reason,
+                IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Pause SLA expired"),
+            )
+        key = f"escalate_pause:{pause.number}"
+        await self.wf.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
+        await self._local(
+            IncidentActivities.create_for_run,
+            IncidentRequest(
+                run_id=self.wf.run_id,
+                tenant_id=self.wf.tenant_id,
+                key=key,
+                category=IncidentCategory.PAUSE_ESCALATION,
+                severity=Severity.HIGH,
+                title=f"Paused run {self.wf.run_id} needs a human",
+                description=f"pause ({pause.reason}) passed its SLA; waiting for "
+                f"{', '.join(pause.resumable_by)}",
+            ),
+        )
+        await self._update("ESCALATED")
+        pause.escalated = True
+        return False
+
+    async def _resolve(self, kind: str, actor: Actor, resume_run: bool = True) -> None:
+        await self._update(kind, actor)
+        self.pause = None
+        if resume_run:
+            if hasattr(self, "_next_baseline"):
+                self._baseline = self._next_baseline
+                del self._next_baseline
+            self.wf.status = RunStatus.RUNNING
+            self.wf.upsert_status()
+        return None
+
+    async def _update(self, kind: str, actor: Actor = SYSTEM) -> None:
+        assert self.pause is not None
+        await self._local(
+            ControlActivities.update_pause,
+            PauseUpdateRequest(
+                run_id=self.wf.run_id,
+                tenant_id=self.wf.tenant_id,
+                pause_no=self.pause.number,
+                kind=kind,
+                actor_id=actor.id,
+                authority=actor.authority,
+            ),
+        )
+
+    def _drain_resumes(self) -> list[ResumeRequest]:
+        resumes, self.resumes = self.resumes, []
+        return resumes
+
+    def _refuse_resume(self, resume: ResumeRequest, pause: Pause) -> None:
+        allowed = ", ".join(pause.resumable_by)
+        reason = (
+            f"{resume.actor.authority} may not resume a {pause.reason} pause (allowed: {allowed})"
+        )
+        self.refusals.append(("resume", reason, resume.actor))
+
+    async def _record_refusals(self) -> None:
+        while self.refusals:
+            signal, reason, actor = self.refusals.pop(0)
+            self._refusals_recorded += 1
+            await self._local(
+                ControlActivities.record_refusal,
+                RefusalRequest(
+                    run_id=self.wf.run_id,
+                    tenant_id=self.wf.tenant_id,
+                    key=str(self._refusals_recorded),
+                    signal=signal,
+                    actor_id=actor.id if actor else "unknown",
+                    authority=actor.authority if actor else None,
+                    reason=reason,
+                ),
+            )
+
+    async def _local(self, method: Any, arg: Any) -> Any:
+        return await workflow.execute_local_activity_method(method, arg, **MUST_WRITE)

@@ -1,0 +1,497 @@
+"""RunWorkflow: one governed LLM run, walking the phase machine of DESIGN.md.
+
+CREATED → AUTHORIZED → EXECUTING → GOVERNANCE_CHECK → FINALIZING → COMPLETED, or
+FAILED from any phase. Every write is an idempotent activity; decisions are pure
+functions from ``domain``; governance is a saga (workflows.saga).
+"""
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from activities.incidents import IncidentActivities
+    from activities.policies import PolicyActivities
+    from activities.runs import RunActivities
+    from activities.steps import StepActivities
+    from activities.traces import TraceActivities
+    from domain import contract, search_attributes
+    from domain.enums import (
+        AuthorizationDecision,
+        IncidentCategory,
+        ObservabilityMode,
+        Phase,
+        RunStatus,
+        Severity,
+    )
+    from domain.hashchain import GENESIS_HASH
+    from domain.ids import run_id_from_workflow_id
+    from domain.messages import (
+        AmendContractRequest,
+        AuthorizeRequest,
+        CreateRunRequest,
+        DegradedRequest,
+        FinalizeRequest,
+        IncidentRequest,
+        RollbackRequest,
+        RunFacts,
+        StepRequest,
+        TraceRequest,
+        TransitionRequest,
+    )
+    from domain.models import RunConfig, RunInput, RunResult, RunStatusView
+    from domain.outcome import IncidentSpec, Outcome, after_evaluation
+    from domain.phases import PhaseInvariantError, check_transition
+    from workflows.control import RunControl
+    from workflows.options import COMPENSATION, DB_WRITE, MUST_WRITE, STEP, TRACE_START
+    from workflows.saga import Saga, shielded
+
+
+class GovernanceFailure(Exception):
+    """A governance step failed for a reason other than an activity error."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def root_cause(exc: BaseException) -> str:
+    while isinstance(exc, ActivityError) and exc.cause is not None:
+        exc = exc.cause
+    return str(exc) or type(exc).__name__
+
+
+@workflow.defn(name="RunWorkflow")
+class RunWorkflow:
+    """A governed run. Signals: pause, resume, stop. Query: status."""
+
+    @workflow.init
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._input: RunInput | None = None
+        self._input_error: str | None = None
+        try:
+            self._input = RunInput.model_validate(raw)
+        except ValidationError as exc:
+            self._input_error = describe_validation_error(exc)
+        wf_run_id = run_id_from_workflow_id(workflow.info().workflow_id)
+        given = self._input.run_id if self._input else None
+        if given is not None and given != wf_run_id:
+            self._input_error = (
+                f"run_id: {given!r} does not match the workflow id "
+                f"{workflow.info().workflow_id!r} (expected run-{given})"
+            )
+        self.run_id = given or wf_run_id
+        self.tenant_id = self._input.tenant_id if self._input else ""
+        self.phase = Phase.CREATED
+        self.status = RunStatus.QUEUED
+        self._seq = 0
+        self.steps_done = 0
+        self.cost = Decimal(0)
+        self.budget: Decimal | None = self._input.budget if self._input else None
+        self._prev_hash = GENESIS_HASH
+        self._traced = False
+        self._skills_used: list[str] = []
+        self._config: RunConfig | None = None
+        self._failure_reason: str | None = None
+        self.control = RunControl(self)
+
+    # ----- operator surface -------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status_query(self) -> RunStatusView:
+        return RunStatusView(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            phase=self.phase,
+            status=self.status,
+            step_index=self.steps_done,
+            steps_total=len(self._input.steps) if self._input else 0,
+            cost=self.cost,
+            budget=self.budget,
+            pause=self.control.pause_view(),
+            stop_requested=self.control.stop_requested,
+            failure_reason=self._failure_reason,
+        )
+
+    @workflow.signal(name="pause")
+    def pause_signal(self, raw: dict[str, Any]) -> None:
+        self.control.on_pause(raw)
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, raw: dict[str, Any]) -> None:
+        self.control.on_resume(raw)
+
+    @workflow.signal(name="stop")
+    def stop_signal(self, raw: dict[str, Any]) -> None:
+        self.control.on_stop(raw)
+
+    # ----- lifecycle ---------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> RunResult:
+        if self._input is None or self._input_error:
+            raise ApplicationError(
+                f"invalid RunWorkflow input: {self._input_error}",
+                type="InvalidRunInput",
+                non_retryable=True,
+            )
+        inp = self._input
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.TENANT_ID.value_set(self.tenant_id),
+                search_attributes.RUN_PHASE.value_set(self.phase),
+                search_attributes.RUN_STATUS.value_set(self.status),
+            ]
+        )
+        try:
+            return await self._lifecycle(inp)
+        except asyncio.CancelledError:
+            await self._finish_cancelled()
+            raise
+
+    async def _lifecycle(self, inp: RunInput) -> RunResult:
+        created = await self.local(
+            RunActivities.create,
+            CreateRunRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                steps=inp.steps,
+                budget=inp.budget,
+                options=inp.options,
+            ),
+            MUST_WRITE,
+        )
+        self._config = created.config
+        auth = await self.local(
+            RunActivities.authorize,
+            AuthorizeRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                skills=sorted({s.skill for s in inp.steps}),
+                budget=inp.budget,
+            ),
+            MUST_WRITE,
+        )
+        if auth.decision == AuthorizationDecision.DENIED:
+            spec = IncidentSpec(
+                IncidentCategory.AUTHORIZATION_DENIED, Severity.MEDIUM, "Run not authorized"
+            )
+            return await self._fail_early(RunStatus.FAILED_POLICY, auth.reason, spec)
+        if self.budget is None:
+            self.budget = auth.budget_limit
+        self.control.start(created.started_at, auth)
+        await self.transition(Phase.AUTHORIZED, RunStatus.QUEUED)
+
+        trace_error = await self._start_trace()
+        if trace_error is not None and self.config.observability_mode == ObservabilityMode.STRICT:
+            spec = IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Trace unavailable")
+            reason = f"trace start failed (OBSERVABILITY_MODE=STRICT): {trace_error}"
+            return await self._fail_early(RunStatus.FAILED, reason, spec)
+        events = [("run.started", {"steps": len(inp.steps)})]
+        if self._traced:
+            events.append(("trace.started", {}))
+        await self.transition(Phase.EXECUTING, RunStatus.RUNNING, events=events)
+
+        outcome = await self._execute(inp)
+        return await self._govern_and_finalize(outcome)
+
+    async def _start_trace(self) -> str | None:
+        """The observability guard: returns the error of a failed trace start, if any."""
+        req = TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id)
+        try:
+            await self.local(TraceActivities.start, req, TRACE_START)
+            self._traced = True
+            return None
+        except ActivityError as exc:
+            error = root_cause(exc)
+        mode = self.config.observability_mode
+        workflow.logger.warning("trace start failed (%s): %s", mode, error)
+        if mode == ObservabilityMode.STRICT:
+            return error
+        withdraw = [contract.START_TRACE, contract.COMPLETE_TRACE]
+        withdraw += [contract.record_step(i) for i in range(len(self._input.steps))]
+        await self.amend(f"untraced-{mode}", f"trace unavailable ({mode}): {error}", withdraw)
+        if mode == ObservabilityMode.DEGRADED:
+            degraded = DegradedRequest(run_id=self.run_id, tenant_id=self.tenant_id, error=error)
+            await self.local(RunActivities.mark_degraded, degraded, MUST_WRITE)
+        return error
+
+    async def _execute(self, inp: RunInput) -> Outcome:
+        for index, step in enumerate(inp.steps):
+            stopped = await self.control.checkpoint(index)
+            if stopped is not None:
+                return stopped
+            try:
+                result = await workflow.execute_activity_method(
+                    StepActivities.execute,
+                    StepRequest(
+                        run_id=self.run_id,
+                        tenant_id=self.tenant_id,
+                        index=index,
+                        skill=step.skill,
+                        input=step.input,
+                        traced=self._traced,
+                        prev_hash=self._prev_hash,
+                    ),
+                    **STEP,
+                )
+            except ActivityError as exc:
+                reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
+                return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+            self.steps_done = index + 1
+            self.cost += result.cost
+            self._skills_used.append(step.skill)
+            if result.hash:
+                self._prev_hash = result.hash
+            if not result.ok:
+                reason = f"step {index} ({step.skill}) failed: {result.error}"
+                return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+            self.control.after_step(self.cost)
+        return Outcome(RunStatus.SUCCEEDED)
+
+    @staticmethod
+    def _failure_incident() -> IncidentSpec:
+        return IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Run failed")
+
+    async def _govern_and_finalize(self, outcome: Outcome) -> RunResult:
+        """GOVERNANCE_CHECK as a saga, then FINALIZING; a rollback fails the run."""
+        await self.transition(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
+        unexecuted = [contract.record_step(i) for i in range(self.steps_done, self.steps_total)]
+        if unexecuted and self._traced:
+            await self.amend("unexecuted-steps", f"not executed: {outcome.reason}", unexecuted)
+        saga = Saga()
+        rollback = RollbackRequest(run_id=self.run_id, tenant_id=self.tenant_id, reason="")
+        policy_outcome = None
+        incident_id = None
+        try:
+            saga.register(
+                "policy evaluation",
+                lambda: self._undo(PolicyActivities.rollback_evaluation, rollback),
+            )
+            evaluation = await self.local(PolicyActivities.evaluate, self._facts(outcome), DB_WRITE)
+            policy_outcome = evaluation.outcome
+            budget_breached = self.budget is not None and self.cost > self.budget
+            outcome = after_evaluation(outcome, evaluation.outcome, budget_breached)
+            if outcome.incident is not None:
+                await self.amend(
+                    "incident", "run outcome calls for an incident", [], [contract.CREATE_INCIDENT]
+                )
+                saga.register("incident", lambda: self._undo(IncidentActivities.rollback, rollback))
+                incident_id = (await self._create_incident(outcome)).incident_id
+            if self._traced:
+                saga.register(
+                    "trace completion",
+                    lambda: self._undo(TraceActivities.revert_completion, rollback),
+                )
+                await self.local(
+                    TraceActivities.complete,
+                    TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id),
+                    DB_WRITE,
+                )
+            check = await self.local(AuditActivities.reconcile_run, self.run_id, DB_WRITE)
+            if check.status != "COMPLETE":
+                raise GovernanceFailure(
+                    f"own reconciliation {check.status}: missing={check.missing} drift={check.drift}"
+                )
+        except BaseException as exc:
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            cause = "workflow cancelled" if cancelled else root_cause(exc)
+            rollback.reason = f"governance rolled back: {cause}"
+            held = await saga.compensate()
+            if cancelled or held:
+                raise asyncio.CancelledError() from None
+            return await self._fail_after_rollback(rollback.reason)
+
+        await self.transition(Phase.FINALIZING, RunStatus.RUNNING)
+        events = [("policy.evaluated", {"outcome": policy_outcome})]
+        if incident_id:
+            events.append(("incident.created", {"incident_id": incident_id}))
+        if self._traced:
+            events.append(("trace.completed", {"steps": self.steps_done}))
+        return await self._finalize(outcome, events, incident_id, policy_outcome)
+
+    async def _undo(self, method: Callable[..., Any], req: RollbackRequest) -> None:
+        await self.local(method, req, COMPENSATION)
+
+    async def _create_incident(self, outcome: Outcome):  # noqa: ANN202
+        spec = outcome.incident
+        return await self.local(
+            IncidentActivities.create_for_run,
+            IncidentRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                category=spec.category,
+                severity=spec.severity,
+                title=f"{spec.title}: run {self.run_id}",
+                description=outcome.reason or spec.title,
+            ),
+            DB_WRITE,
+        )
+
+    def _facts(self, outcome: Outcome) -> RunFacts:
+        return RunFacts(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            status=outcome.status,
+            skills_used=self._skills_used,
+            steps_done=self.steps_done,
+            cost=self.cost,
+            budget=self.budget,
+            failure_reason=outcome.reason,
+            violations=outcome.violations,
+        )
+
+    async def _fail_early(self, status: RunStatus, reason: str, spec: IncidentSpec) -> RunResult:
+        """Denied or untraceable (STRICT) run: incident, then FAILED; nothing else was done."""
+        await self.amend("fail-early", reason, [], [contract.CREATE_INCIDENT], withdraw_all=True)
+        outcome = Outcome(status, reason, spec)
+        incident = await self.local(
+            IncidentActivities.create_for_run,
+            IncidentRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                category=spec.category,
+                severity=spec.severity,
+                title=f"{spec.title}: run {self.run_id}",
+                description=reason,
+            ),
+            MUST_WRITE,
+        )
+        events = [("incident.created", {"incident_id": incident.incident_id})]
+        return await self._finalize(outcome, events, incident.incident_id, None)
+
+    async def _fail_after_rollback(self, reason: str) -> RunResult:
+        await self.amend("rolled-back", reason, [], [], withdraw_all=True)
+        result = await self._finalize(Outcome(RunStatus.FAILED, reason), [], None, None)
+        return result.model_copy(update={"rolled_back": True})
+
+    async def _finish_cancelled(self) -> None:
+        """Cancelled from outside: close the contract and fail the run, shielded."""
+        if self.phase in (Phase.COMPLETED, Phase.FAILED):
+            return
+        reason = "workflow cancelled"
+
+        async def close() -> None:
+            await self.amend("cancelled", reason, [], [], withdraw_all=True)
+            await self._finalize(Outcome(RunStatus.CANCELLED, reason), [], None, None)
+
+        await shielded(close)
+
+    async def _finalize(
+        self,
+        outcome: Outcome,
+        events: list[tuple[str, dict[str, Any]]],
+        incident_id: str | None,
+        policy_outcome: str | None,
+    ) -> RunResult:
+        target = Phase.COMPLETED if outcome.succeeded else Phase.FAILED
+        topic = "run.completed" if outcome.succeeded else "run.failed"
+        if events or outcome.succeeded or incident_id:
+            events = [*events, (topic, {"status": outcome.status, "reason": outcome.reason})]
+        self._failure_reason = outcome.reason
+        await self.transition(target, outcome.status, finalize_events=events)
+        return RunResult(
+            run_id=self.run_id,
+            phase=self.phase,
+            status=self.status,
+            reason=outcome.reason,
+            steps_done=self.steps_done,
+            cost=self.cost,
+            incident_id=incident_id,
+            policy_outcome=policy_outcome,
+        )
+
+    # ----- helpers -----------------------------------------------------------------
+
+    @property
+    def config(self) -> RunConfig:
+        assert self._config is not None
+        return self._config
+
+    @property
+    def steps_total(self) -> int:
+        return len(self._input.steps) if self._input else 0
+
+    async def local(self, method: Callable[..., Any], arg: Any, options: dict[str, Any]) -> Any:
+        return await workflow.execute_local_activity_method(method, arg, **options)
+
+    async def amend(
+        self,
+        key: str,
+        reason: str,
+        withdraw: list[tuple[str, str]],
+        declare: list[tuple[str, str]] | None = None,
+        withdraw_all: bool = False,
+    ) -> None:
+        req = AmendContractRequest(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            key=key,
+            withdraw=withdraw,
+            declare=declare or [],
+            withdraw_all_open=withdraw_all,
+            reason=reason,
+        )
+        await self.local(AuditActivities.amend_contract, req, MUST_WRITE)
+
+    async def transition(
+        self,
+        to: Phase,
+        status: RunStatus,
+        events: list[tuple[str, dict[str, Any]]] | None = None,
+        finalize_events: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        """Assert the phase→status invariant, persist, then mirror in search attributes."""
+        try:
+            check_transition(self.phase, to, status)
+        except PhaseInvariantError as exc:
+            raise ApplicationError(
+                str(exc), type="PhaseInvariantError", non_retryable=True
+            ) from exc
+        self._seq += 1
+        common = {
+            "run_id": self.run_id,
+            "seq": self._seq,
+            "from_phase": self.phase,
+            "to_phase": to,
+            "status": status,
+            "steps_done": self.steps_done,
+            "cost": self.cost,
+        }
+        if finalize_events is None:
+            await self.local(
+                RunActivities.transition,
+                TransitionRequest(**common, events=events or []),
+                MUST_WRITE,
+            )
+        else:
+            await self.local(
+                RunActivities.finalize,
+                FinalizeRequest(
+                    **common,
+                    tenant_id=self.tenant_id,
+                    reason=self._failure_reason,
+                    events=finalize_events,
+                ),
+                MUST_WRITE,
+            )
+        self.phase, self.status = to, status
+        self.upsert_status()
+
+    def upsert_status(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.RUN_PHASE.value_set(self.phase),
+                search_attributes.RUN_STATUS.value_set(self.status),
+            ]
+        )
