@@ -94,7 +94,9 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities if activities is not None else build_activities(settings, sessions, http),
+        activities=activities
+        if activities is not None
+        else build_activities(settings, sessions, http),
         activity_executor=executor or ThreadPoolExecutor(settings.activity_threads),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=settings.activity_threads,

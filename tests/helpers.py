@@ -44,7 +44,12 @@ def new_tenant(
 
 
 def add_rule(
-    sessions: sessionmaker[Session], tenant_id: str, name: str, kind: str, params: dict, outcome: str
+    sessions: sessionmaker[Session],
+    tenant_id: str,
+    name: str,
+    kind: str,
+    params: dict,
+    outcome: str,
 ) -> str:
     rule_id = derive_id(tenant_id, "rule", name)
     with sessions.begin() as session:
@@ -76,7 +81,11 @@ async def running_worker(
 ) -> AsyncIterator[None]:
     with httpx.Client() as http:
         worker = build_worker(
-            client, settings, sessions, http, task_queue=task_queue,
+            client,
+            settings,
+            sessions,
+            http,
+            task_queue=task_queue,
             activities=list(activities) if activities is not None else None,
         )
         async with worker:

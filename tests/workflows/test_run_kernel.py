@@ -32,22 +32,40 @@ async def test_successful_multi_step_run(dev_env, settings, sessions, task_queue
     assert result.steps_done == 3
     run = rows(sessions, Run, id=run_id)[0]
     assert (run.phase, run.status, run.steps_done) == ("COMPLETED", "succeeded", 3)
-    phases = [t.to_phase for t in sorted(rows(sessions, RunPhaseTransition, run_id=run_id), key=lambda t: t.seq)]
-    assert phases == ["CREATED", "AUTHORIZED", "EXECUTING", "GOVERNANCE_CHECK", "FINALIZING", "COMPLETED"]
+    phases = [
+        t.to_phase
+        for t in sorted(rows(sessions, RunPhaseTransition, run_id=run_id), key=lambda t: t.seq)
+    ]
+    assert phases == [
+        "CREATED",
+        "AUTHORIZED",
+        "EXECUTING",
+        "GOVERNANCE_CHECK",
+        "FINALIZING",
+        "COMPLETED",
+    ]
     steps = sorted(rows(sessions, TraceStep, run_id=run_id), key=lambda s: s.step_index)
     assert [s.output["text"] for s in steps] == ["step 0", "step 1", "step 2"]
-    assert first_broken_link(
-        (s.step_index, s.prev_hash, s.hash, _content(s)) for s in steps
-    ) is None
+    assert (
+        first_broken_link((s.step_index, s.prev_hash, s.hash, _content(s)) for s in steps) is None
+    )
     trace = rows(sessions, Trace, run_id=run_id)[0]
-    assert trace.status == "COMPLETED" and trace.head_hash == steps[-1].hash and trace.step_count == 3
+    assert (
+        trace.status == "COMPLETED" and trace.head_hash == steps[-1].hash and trace.step_count == 3
+    )
     expectations = rows(sessions, AuditExpectation, run_id=run_id)
     assert len(expectations) == 8  # authorize, start, 3 steps, evaluate, complete, finalize
     assert all(e.acked_at is not None and e.deadline is not None for e in expectations)
     assert count(sessions, PolicyEvaluation, run_id=run_id) == 1
     assert count(sessions, Incident, source_run_id=run_id) == 0
     topics = sorted(e.topic for e in rows(sessions, OutboxEvent, run_id=run_id))
-    assert topics == ["policy.evaluated", "run.completed", "run.started", "trace.completed", "trace.started"]
+    assert topics == [
+        "policy.evaluated",
+        "run.completed",
+        "run.started",
+        "trace.completed",
+        "trace.started",
+    ]
     assert count(sessions, DomainAck, run_id=run_id) == 8
 
 
@@ -55,7 +73,9 @@ async def test_denied_run_fails_with_incident(dev_env, settings, sessions, task_
     tenant = new_tenant(sessions, budget=Decimal("1"))
     async with running_worker(dev_env.client, settings, sessions, task_queue):
         handle = await start_run(
-            dev_env.client, task_queue, run_id,
+            dev_env.client,
+            task_queue,
+            run_id,
             {"tenant_id": tenant, "steps": echo_steps(1), "budget": "5"},
         )
         result = await handle.result()

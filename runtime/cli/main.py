@@ -1,0 +1,57 @@
+"""Entry point of starter.py: parse, dispatch, turn every refusal into one line + exit code."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from types import ModuleType
+
+from pydantic import ValidationError
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
+
+from db.engine import DatabaseConfigError
+from runtime.cli.context import CliError, Context
+from runtime.embedded_temporal import TemporalConfigError
+from runtime.settings import Settings
+
+
+def build_parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="starter.py", description="Operate governed-runs: start, control and inspect runs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in modules:
+        module.register(sub)
+    return parser
+
+
+def main(modules: list[ModuleType], argv: list[str] | None = None) -> int:
+    parser = build_parser(modules)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    try:
+        ctx = Context(Settings())
+    except ValidationError as exc:
+        print(
+            f"error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        asyncio.run(args.handler(ctx, args))
+        return 0
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (DatabaseConfigError, TemporalConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except WorkflowFailureError as exc:
+        print(f"error: run failed: {exc.cause}", file=sys.stderr)
+        return 1
+    except RPCError as exc:
+        print(f"error: Temporal refused the request: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()

@@ -1,0 +1,108 @@
+"""Starting and controlling runs through Temporal: shared by the CLI, the demo and the API."""
+
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain import search_attributes
+from domain.enums import Phase, RunStatus
+from domain.ids import run_workflow_id
+from domain.models import (
+    PauseRequest,
+    ResumeRequest,
+    RunInput,
+    RunStatusView,
+    StopRequest,
+)
+
+
+class RunRequestError(ValueError):
+    """A run request or control request refused before anything was written."""
+
+
+def describe_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def validate_run_input(payload: dict[str, Any]) -> RunInput:
+    try:
+        run_input = RunInput.model_validate(payload)
+    except ValidationError as exc:
+        raise RunRequestError(f"invalid run: {describe_errors(exc)}") from None
+    if run_input.run_id is None:
+        run_input = run_input.model_copy(update={"run_id": uuid.uuid4().hex[:16]})
+    return run_input
+
+
+async def start_run(
+    client: Client,
+    task_queue: str,
+    payload: dict[str, Any],
+    *,
+    start_signal: tuple[str, dict[str, Any]] | None = None,
+) -> WorkflowHandle:
+    """Validate, then start RunWorkflow with id run-<run_id>; a duplicate id is refused."""
+    run_input = validate_run_input(payload)
+    attributes = TypedSearchAttributes(
+        [
+            search_attributes.TENANT_ID.value_set(run_input.tenant_id),
+            search_attributes.RUN_PHASE.value_set(Phase.CREATED),
+            search_attributes.RUN_STATUS.value_set(RunStatus.QUEUED),
+        ]
+    )
+    options: dict[str, Any] = {
+        "id": run_workflow_id(run_input.run_id),
+        "task_queue": task_queue,
+        "search_attributes": attributes,
+    }
+    if start_signal is not None:
+        options["start_signal"], options["start_signal_args"] = start_signal[0], [start_signal[1]]
+    else:
+        options["id_conflict_policy"] = WorkflowIDConflictPolicy.FAIL
+    try:
+        return await client.start_workflow(
+            "RunWorkflow", run_input.model_dump(mode="json", exclude_none=True), **options
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            raise RunRequestError(f"run {run_input.run_id} already exists") from None
+        raise
+
+
+async def running_handle(client: Client, run_id: str) -> WorkflowHandle:
+    """The handle of a run that exists; RunRequestError names an unknown run."""
+    handle = client.get_workflow_handle(run_workflow_id(run_id))
+    try:
+        await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunRequestError(f"unknown run {run_id!r}") from None
+        raise
+    return handle
+
+
+async def run_status(client: Client, run_id: str) -> RunStatusView:
+    handle = await running_handle(client, run_id)
+    return await handle.query("status", result_type=RunStatusView)
+
+
+CONTROL_MODELS = {"pause": PauseRequest, "resume": ResumeRequest, "stop": StopRequest}
+
+
+async def signal_run(client: Client, run_id: str, name: str, payload: dict[str, Any]) -> None:
+    """Validate a pause/resume/stop payload and send it to a run that is still open."""
+    try:
+        CONTROL_MODELS[name].model_validate(payload)
+    except ValidationError as exc:
+        raise RunRequestError(f"invalid {name}: {describe_errors(exc)}") from None
+    handle = await running_handle(client, run_id)
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise RunRequestError(f"run {run_id} has ended ({description.status.name}); cannot {name}")
+    await handle.signal(name, payload)
