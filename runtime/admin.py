@@ -143,8 +143,8 @@ def add_rule(sessions: sessionmaker[Session], tenant_id: str, name: str, kind: s
         session.add(PolicyRule(id=rule_id, tenant_id=tenant_id, name=name, kind=rule_kind,
                                params=params, outcome=rule_outcome, enabled=True, version=1,
                                updated_at=_now()))  # fmt: skip
-        _audit(session, tenant_id, "POLICY_RULE_CREATED", "policy_rule", rule_id,
-               {"name": name, "kind": kind, "params": params, "outcome": outcome}, actor)  # fmt: skip
+        created = {"name": name, "kind": kind, "params": params, "outcome": outcome}
+        _audit(session, tenant_id, "POLICY_RULE_CREATED", "policy_rule", rule_id, created, actor)
     return rule_id
 
 

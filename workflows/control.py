@@ -6,6 +6,7 @@ checkpoint (before each step), where it may write through activities.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -229,7 +230,7 @@ class RunControl:
     # ----- pauses -------------------------------------------------------------------
 
     async def _hold(self, req: PauseRequest) -> Outcome | None:
-        """Wait while paused: resume, stop, SLA warning, SLA expiry (TERMINATE/CONTINUE/ESCALATE)."""
+        """Wait while paused: resume, stop, SLA warning, SLA expiry (per timeout behavior)."""
         config = self.wf.config
         self.pending_pause = None
         self._pauses += 1
@@ -281,13 +282,11 @@ class RunControl:
                 if outcome is not False:
                     return outcome
             wake = self._next_wake(pause, warn_at)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: bool(self.resumes) or self.stop is not None or bool(self.refusals),
                     timeout=None if wake is None else max(wake - workflow.now(), timedelta(0)),
                 )
-            except TimeoutError:
-                pass
 
     @staticmethod
     def _next_wake(pause: Pause, warn_at: datetime) -> datetime | None:

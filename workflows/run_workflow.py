@@ -300,9 +300,8 @@ class RunWorkflow:
                 )
             check = await self.local(AuditActivities.reconcile_run, self.run_id, DB_WRITE)
             if check.status != "COMPLETE":
-                raise GovernanceFailure(
-                    f"own reconciliation {check.status}: missing={check.missing} drift={check.drift}"
-                )
+                found = f"missing={check.missing} drift={check.drift}"
+                raise GovernanceFailure(f"own reconciliation {check.status}: {found}")
         except BaseException as exc:
             cancelled = isinstance(exc, asyncio.CancelledError)
             cause = "workflow cancelled" if cancelled else root_cause(exc)
