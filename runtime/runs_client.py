@@ -5,7 +5,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes
@@ -15,6 +19,7 @@ from domain.models import (
     PauseRequest,
     ResumeRequest,
     RunInput,
+    RunResult,
     RunStatusView,
     StopRequest,
 )
@@ -51,9 +56,9 @@ async def start_run(
     run_input = validate_run_input(payload)
     attributes = TypedSearchAttributes(
         [
-            search_attributes.TENANT_ID.value_set(run_input.tenant_id),
-            search_attributes.RUN_PHASE.value_set(Phase.CREATED),
-            search_attributes.RUN_STATUS.value_set(RunStatus.QUEUED),
+            SearchAttributePair(search_attributes.TENANT_ID, run_input.tenant_id),
+            SearchAttributePair(search_attributes.RUN_PHASE, Phase.CREATED.value),
+            SearchAttributePair(search_attributes.RUN_STATUS, RunStatus.QUEUED.value),
         ]
     )
     options: dict[str, Any] = {
@@ -67,7 +72,10 @@ async def start_run(
         options["id_conflict_policy"] = WorkflowIDConflictPolicy.FAIL
     try:
         return await client.start_workflow(
-            "RunWorkflow", run_input.model_dump(mode="json", exclude_none=True), **options
+            "RunWorkflow",
+            run_input.model_dump(mode="json", exclude_none=True),
+            result_type=RunResult,
+            **options,
         )
     except RPCError as exc:
         if exc.status == RPCStatusCode.ALREADY_EXISTS:

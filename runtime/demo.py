@@ -1,0 +1,99 @@
+"""The demo scenario: a few runs that show the kernel, governance and control at work.
+
+It seeds the tenant ``acme`` (budget 1.00, every skill) with one WARNED rule, then starts:
+a successful run, a run denied at authorization, a run whose budget is exhausted
+mid-run by a policy check, and a run paused at its first step that stays paused so it
+can be seen in the Web UI and resumed from the CLI.
+"""
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from domain.enums import Authority, PauseReason
+from domain.models import RunStatusView
+from runtime import admin
+from runtime.runs_client import start_run
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+TENANT = "acme"
+
+
+def seed(sessions: sessionmaker[Session]) -> None:
+    admin.add_tenant(sessions, TENANT, name="Acme Corp", budget="1.00", exist_ok=True)
+    if not admin.list_rules(sessions, TENANT):
+        admin.add_rule(sessions, TENANT, "warn-on-http", "SKILL_USED", {"skill": "http"}, "WARNED")
+
+
+def scenario(tag: str) -> dict[str, dict[str, Any]]:
+    echo = [
+        {"skill": "echo", "input": {"text": "collect the facts"}},
+        {"skill": "template", "input": {"template": "Hello $who", "variables": {"who": "acme"}}},
+        {"skill": "echo", "input": {"text": "summarise"}},
+    ]
+    return {
+        "completed": {"run_id": f"demo-ok-{tag}", "tenant_id": TENANT, "steps": echo},
+        "denied": {
+            "run_id": f"demo-denied-{tag}",
+            "tenant_id": TENANT,
+            "steps": echo,
+            "budget": "50",
+        },  # fmt: skip
+        "budget_exhausted": {
+            "run_id": f"demo-budget-{tag}",
+            "tenant_id": TENANT,
+            "steps": echo * 4,
+            "budget": "0.0003",
+            "options": {"policy_check_interval_seconds": 0, "policy_check_min_steps": 1},
+        },  # fmt: skip
+        "paused": {"run_id": f"demo-paused-{tag}", "tenant_id": TENANT, "steps": echo},
+    }
+
+
+async def run_demo_with(
+    client: Client, sessions: sessionmaker[Session], settings: Settings
+) -> dict[str, str]:
+    seed(sessions)
+    tag = uuid.uuid4().hex[:6]
+    runs = scenario(tag)
+    pause = {"reason": PauseReason.MANUAL_PAUSE,
+             "actor": {"id": "demo", "authority": Authority.TENANT_ADMIN}}  # fmt: skip
+    handles = {}
+    for name, payload in runs.items():
+        signal = ("pause", pause) if name == "paused" else None
+        handles[name] = await start_run(client, settings.task_queue, payload, start_signal=signal)
+    results: dict[str, str] = {}
+    for name, handle in handles.items():
+        if name == "paused":
+            continue
+        r = await handle.result()
+        results[name] = f"run {r.run_id}: {r.phase} {r.status}" + (
+            f" ({r.reason})" if r.reason else ""
+        )
+    paused_id = runs["paused"]["run_id"]
+    for _ in range(50):
+        view = await handles["paused"].query("status", result_type=RunStatusView)
+        if view.status == "paused":
+            break
+        await asyncio.sleep(0.1)
+    results["paused"] = (
+        f"run {paused_id}: {view.phase} {view.status} — see it in the Web UI, then "
+        f"`python starter.py resume {paused_id}`"
+    )
+    return results
+
+
+async def run_demo(stack, settings: Settings) -> None:  # noqa: ANN001 - runtime.stack.Stack
+    try:
+        results = await run_demo_with(stack.client, stack.sessions, settings)
+    except Exception:
+        log.exception("demo failed")
+        return
+    for name, line in results.items():
+        log.info("demo %s: %s", name, line)
+    log.info("Temporal Web UI: http://127.0.0.1:%d — Ctrl-C stops", settings.temporal_ui_port)
