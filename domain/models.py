@@ -7,7 +7,7 @@ name instead of being silently ignored.
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from domain.enums import (
     Authority,
@@ -32,21 +32,17 @@ class StepSpec(Strict):
     skill: str = Field(min_length=1)
     input: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("input")
-    @classmethod
-    def _input_fits_skill(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
-        skill = info.data.get("skill")
-        if skill is None:
-            return value
+    @model_validator(mode="after")
+    def _input_fits_skill(self) -> "StepSpec":
         try:
-            validate_skill_input(skill, value)
+            validate_skill_input(self.skill, self.input)
         except UnknownSkillError as exc:
             raise ValueError(str(exc)) from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "input"
-            raise ValueError(f"input for skill {skill!r}: {where}: {first['msg']}") from None
-        return value
+            raise ValueError(f"input for skill {self.skill!r}: {where}: {first['msg']}") from None
+        return self
 
 
 class RunOptions(Strict):

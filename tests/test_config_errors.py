@@ -1,0 +1,50 @@
+"""A bad DATABASE_URL or an unreachable TEMPORAL_ADDRESS is one line naming the setting."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(60)
+
+
+def run(args, tmp_path, **env):
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")
+    }
+    full_env.update({"DATA_DIR": str(tmp_path), **env})
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=50
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", "DATABASE_URL is not a valid SQLAlchemy URL"),
+        ("mysql://x@127.0.0.1/db", "DATABASE_URL uses 'mysql'"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "DATABASE_URL postgresql+psycopg://"),
+    ],
+)
+def test_bad_database_url(tmp_path, url, expected):
+    result = run(["worker.py"], tmp_path, DATABASE_URL=url)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_unreachable_temporal_address(tmp_path):
+    result = run(["worker.py"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: TEMPORAL_ADDRESS 127.0.0.1:1 is unreachable"), last
+
+
+def test_starter_unreachable_temporal(tmp_path):
+    result = run(["starter.py", "status", "r1"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: TEMPORAL_ADDRESS 127.0.0.1:1 is unreachable")
