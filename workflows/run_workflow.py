@@ -212,7 +212,7 @@ class RunWorkflow:
             await self.local(TraceActivities.start, req, TRACE_START)
             self._traced = True
             return None
-        except ActivityError as exc:
+        except (ActivityError, ApplicationError) as exc:  # a local activity raises the cause
             error = root_cause(exc)
         mode = self.config.observability_mode
         workflow.logger.warning("trace start failed (%s): %s", mode, error)
