@@ -178,6 +178,14 @@ class FinalizeRequest(Strict):
     events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
 
 
+class FinalizeResult(Strict):
+    """What finalization committed; a repeated call returns the first commit's values."""
+
+    phase: Phase
+    status: RunStatus
+    reason: str | None
+
+
 class PolicyCheckRequest(Strict):
     run_id: str
     tenant_id: str

@@ -93,13 +93,14 @@ async def running_worker(
 
 
 async def start_run(
-    client: Client, task_queue: str, run_id: str, payload: dict[str, Any]
+    client: Client, task_queue: str, run_id: str, payload: dict[str, Any], **options: Any
 ) -> WorkflowHandle:
     return await client.start_workflow(
         RunWorkflow.run,
         payload,
         id=run_workflow_id(run_id),
         task_queue=task_queue,
+        **options,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -63,6 +63,13 @@ def describe_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "input"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """The workflow was cancelled, seen directly or through a cancelled activity."""
+    while isinstance(exc, ActivityError) and exc.cause is not None:
+        exc = exc.cause
+    return isinstance(exc, asyncio.CancelledError | CancelledError)
 
 
 def root_cause(exc: BaseException) -> str:
@@ -246,6 +253,8 @@ class RunWorkflow:
                     **STEP,
                 )
             except ActivityError as exc:
+                if is_cancellation(exc):
+                    raise asyncio.CancelledError() from None
                 reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
             self.steps_done = index + 1
@@ -303,7 +312,7 @@ class RunWorkflow:
                 found = f"missing={check.missing} drift={check.drift}"
                 raise GovernanceFailure(f"own reconciliation {check.status}: {found}")
         except BaseException as exc:
-            cancelled = isinstance(exc, asyncio.CancelledError)
+            cancelled = is_cancellation(exc)
             cause = "workflow cancelled" if cancelled else root_cause(exc)
             rollback.reason = f"governance rolled back: {cause}"
             held = await saga.compensate()
@@ -403,7 +412,7 @@ class RunWorkflow:
             run_id=self.run_id,
             phase=self.phase,
             status=self.status,
-            reason=outcome.reason,
+            reason=self._failure_reason,
             steps_done=self.steps_done,
             cost=self.cost,
             incident_id=incident_id,
@@ -474,7 +483,7 @@ class RunWorkflow:
                 MUST_WRITE,
             )
         else:
-            await self.local(
+            committed = await self.local(
                 RunActivities.finalize,
                 FinalizeRequest(
                     **common,
@@ -484,6 +493,8 @@ class RunWorkflow:
                 ),
                 MUST_WRITE,
             )
+            # Finalization happens once; if it already committed, mirror that commit.
+            to, status, self._failure_reason = committed.phase, committed.status, committed.reason
         self.phase, self.status = to, status
         self.upsert_status()
 

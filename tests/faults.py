@@ -1,0 +1,55 @@
+"""Fault injection: replace an activity by another registered under the same name.
+
+The wrapper calls the real activity, and fails before its write, after its write
+(completion lost), or on its first attempt only.
+"""
+
+import functools
+import time
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from runtime.worker_factory import build_activities
+
+BEFORE = "fails before its write"
+AFTER_ONCE = "completion lost once"
+AFTER = "fails after its write"
+FIRST_ATTEMPT = "fails on its first attempt"
+SLOW_AFTER = "slow after its write"
+
+
+def name_of(fn) -> str:
+    return activity._Definition.must_from_callable(fn).name
+
+
+def inject(real, mode: str):
+    @functools.wraps(real)
+    def wrapper(*args):
+        attempt = activity.info().attempt
+        if mode == BEFORE:
+            raise ApplicationError(f"injected: {name_of(real)} {mode}", non_retryable=True)
+        if mode == FIRST_ATTEMPT and attempt == 1:
+            raise RuntimeError(f"injected: {name_of(real)} {mode}")
+        result = real(*args)
+        if mode == AFTER_ONCE and attempt == 1:
+            raise RuntimeError(f"injected: {name_of(real)} {mode}")
+        if mode == AFTER:
+            raise ApplicationError(f"injected: {name_of(real)} {mode}", non_retryable=True)
+        if mode == SLOW_AFTER:  # a long write that notices cancellation
+            for _ in range(100):
+                if activity.is_cancelled():
+                    raise CancelledError("injected: cancelled while slow")
+                time.sleep(0.05)
+        return result
+
+    wrapper.__dict__.pop("__temporal_activity_definition", None)
+    return activity.defn(name=name_of(real))(wrapper)
+
+
+def activities_with_faults(settings, sessions, faults: dict[str, str]) -> list:
+    """All real activities, those named in ``faults`` wrapped with their fault."""
+    with httpx.Client() as http:
+        real = build_activities(settings, sessions, http)
+    return [inject(fn, faults[name_of(fn)]) if name_of(fn) in faults else fn for fn in real]

@@ -1,0 +1,185 @@
+"""GOVERNANCE_CHECK as a saga: all governance writes commit, or all are compensated.
+
+Fault matrix: every governance step × {fails before its write, completion lost once,
+fails after its write, its compensation fails on the first attempt}. Each run has a
+BLOCKED rule so that governance writes an evaluation with a prevention record and a
+limit breach, an incident, and the trace completion.
+"""
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from db.models import (
+    AuditLedgerEntry,
+    DomainAck,
+    Incident,
+    LimitBreach,
+    OutboxEvent,
+    PolicyEvaluation,
+    PreventionRecord,
+    Run,
+    Trace,
+)
+from tests.faults import (
+    AFTER,
+    AFTER_ONCE,
+    BEFORE,
+    FIRST_ATTEMPT,
+    SLOW_AFTER,
+    activities_with_faults,
+)
+from tests.helpers import add_rule, echo_steps, new_tenant, rows, running_worker, start_run
+
+pytestmark = pytest.mark.timeout(120)
+
+STEPS = ["policies.evaluate", "incidents.create_for_run", "traces.complete"]
+COMPENSATION_OF = {
+    "policies.evaluate": "policies.rollback_evaluation",
+    "incidents.create_for_run": "incidents.rollback",
+    "traces.complete": "traces.revert_completion",
+}
+GOVERNANCE_TOPICS = {"policy.evaluated", "incident.created", "trace.completed", "run.completed",
+                     "run.failed"}  # fmt: skip
+
+
+def governed_tenant(sessions) -> str:
+    tenant = new_tenant(sessions)
+    add_rule(sessions, tenant, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
+    add_rule(sessions, tenant, "tiny-cost", "MAX_COST", {"max": "0"}, "WARNED")
+    return tenant
+
+
+def assert_no_duplicates(sessions, run_id):
+    acks = Counter((a.domain, a.action, a.status) for a in rows(sessions, DomainAck, run_id=run_id))
+    assert all(n == 1 for n in acks.values()), acks
+    assert len(rows(sessions, PolicyEvaluation, run_id=run_id)) <= 1
+    assert len(rows(sessions, Incident, source_run_id=run_id)) <= 1
+    assert len(rows(sessions, Trace, run_id=run_id)) == 1
+
+
+def assert_all_committed(sessions, run_id):
+    run = rows(sessions, Run, id=run_id)[0]
+    assert (run.phase, run.status) == ("FAILED", "failed_policy")  # the BLOCKED rule
+    assert [e.status for e in rows(sessions, PolicyEvaluation, run_id=run_id)] == ["COMMITTED"]
+    assert {r.status for r in rows(sessions, PreventionRecord, run_id=run_id)} == {"COMMITTED"}
+    assert [b.status for b in rows(sessions, LimitBreach, run_id=run_id)] == ["COMMITTED"]
+    assert [i.status for i in rows(sessions, Incident, source_run_id=run_id)] == ["OPEN"]
+    assert rows(sessions, Trace, run_id=run_id)[0].status == "COMPLETED"
+    topics = {e.topic for e in rows(sessions, OutboxEvent, run_id=run_id)}
+    assert {"policy.evaluated", "incident.created", "trace.completed", "run.failed"} <= topics
+    assert not any(a.rolled_back for a in rows(sessions, DomainAck, run_id=run_id))
+
+
+def assert_all_rolled_back(sessions, run_id, cause: str):
+    run = rows(sessions, Run, id=run_id)[0]
+    assert run.phase == "FAILED" and run.status in ("failed", "cancelled")
+    assert run.failure_reason and cause in run.failure_reason, run.failure_reason
+    written = {
+        "policies": rows(sessions, PolicyEvaluation, run_id=run_id),
+        "incidents": rows(sessions, Incident, source_run_id=run_id),
+    }
+    rolled_back_acks = {(a.domain, a.action) for a in rows(sessions, DomainAck, run_id=run_id)
+                        if a.rolled_back}  # fmt: skip
+    ledger = {
+        (e.entity_type, e.entity_id)
+        for e in rows(sessions, AuditLedgerEntry, event_type="ROLLBACK")
+        if (e.after_state or {}).get("run_id") == run_id
+    }
+    for evaluation in written["policies"]:
+        assert evaluation.status == "ROLLED_BACK" and evaluation.rollback_reason
+        assert ("policies", "evaluate_policy") in rolled_back_acks
+        assert ("policy_evaluation", evaluation.id) in ledger
+        assert {r.status for r in rows(sessions, PreventionRecord, run_id=run_id)} == {
+            "ROLLED_BACK"
+        }
+        assert {b.status for b in rows(sessions, LimitBreach, run_id=run_id)} == {"ROLLED_BACK"}
+    for incident in written["incidents"]:
+        assert incident.status == "ROLLED_BACK"
+        assert ("incidents", "create_incident") in rolled_back_acks
+        assert ("incident", incident.id) in ledger
+    trace = rows(sessions, Trace, run_id=run_id)[0]
+    assert trace.status in ("RUNNING", "COMPLETION_ROLLED_BACK")
+    if trace.status == "COMPLETION_ROLLED_BACK":
+        assert ("traces", "complete_trace") in rolled_back_acks
+        assert ("trace", trace.id) in ledger
+    topics = {e.topic for e in rows(sessions, OutboxEvent, run_id=run_id)}
+    assert not topics & GOVERNANCE_TOPICS, topics
+
+
+async def run_with_faults(dev_env, settings, sessions, task_queue, run_id, faults):
+    tenant = governed_tenant(sessions)
+    acts = activities_with_faults(settings, sessions, faults)
+    async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
+        handle = await start_run(dev_env.client, task_queue, run_id,
+                                 {"tenant_id": tenant, "steps": echo_steps(2)})  # fmt: skip
+        return await handle.result()
+
+
+async def test_no_fault_commits_everything(dev_env, settings, sessions, task_queue, run_id):
+    result = await run_with_faults(dev_env, settings, sessions, task_queue, run_id, {})
+    assert result.incident_id and result.policy_outcome == "BLOCKED"
+    assert_all_committed(sessions, run_id)
+    assert_no_duplicates(sessions, run_id)
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("mode", [BEFORE, AFTER])
+async def test_step_failure_compensates_all(dev_env, settings, sessions, task_queue, run_id,
+                                            step, mode):  # fmt: skip
+    result = await run_with_faults(dev_env, settings, sessions, task_queue, run_id, {step: mode})
+    assert result.rolled_back and result.status == "failed"
+    assert_all_rolled_back(sessions, run_id, f"injected: {step} {mode}")
+    assert_no_duplicates(sessions, run_id)
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_lost_completion_is_retried_without_duplicates(
+    dev_env, settings, sessions, task_queue, run_id, step
+):
+    result = await run_with_faults(dev_env, settings, sessions, task_queue, run_id,
+                                   {step: AFTER_ONCE})  # fmt: skip
+    assert not result.rolled_back
+    assert_all_committed(sessions, run_id)
+    assert_no_duplicates(sessions, run_id)
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_compensation_failing_first_attempt_is_retried(
+    dev_env, settings, sessions, task_queue, run_id, step
+):
+    faults = {COMPENSATION_OF[step]: FIRST_ATTEMPT, "audit.reconcile_run": BEFORE}
+    result = await run_with_faults(dev_env, settings, sessions, task_queue, run_id, faults)
+    assert result.rolled_back
+    assert_all_rolled_back(sessions, run_id, "injected: audit.reconcile_run")
+    assert_no_duplicates(sessions, run_id)
+
+
+async def test_cancellation_during_governance_compensates(dev_env, settings, sessions,
+                                                          task_queue, run_id):  # fmt: skip
+    """`temporal workflow cancel` while a governance write is in progress.
+
+    Local activities see a cancellation at the next workflow-task heartbeat (80% of the
+    task timeout); a 2 s task timeout makes that prompt for the test.
+    """
+    tenant = governed_tenant(sessions)
+    acts = activities_with_faults(settings, sessions, {"incidents.create_for_run": SLOW_AFTER})
+    async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
+        handle = await start_run(dev_env.client, task_queue, run_id,
+                                 {"tenant_id": tenant, "steps": echo_steps(1)},
+                                 task_timeout=timedelta(seconds=2))  # fmt: skip
+        for _ in range(100):
+            if rows(sessions, Incident, source_run_id=run_id):
+                break
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        description = await handle.describe()
+    assert description.status.name == "CANCELED"
+    assert_all_rolled_back(sessions, run_id, "cancelled")
+    assert rows(sessions, Run, id=run_id)[0].status == "cancelled"
+    assert_no_duplicates(sessions, run_id)
