@@ -80,6 +80,7 @@ class RunConfig(Strict):
     pause_timeout_behavior: PauseTimeoutBehavior
     run_timeout_seconds: int
     finalize_grace_seconds: int
+    search_attributes: bool = True
 
 
 class Actor(Strict):

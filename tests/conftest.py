@@ -99,6 +99,12 @@ def settings(db_engine: Engine, tmp_root: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def ts_settings(settings: Settings) -> Settings:
+    """The time-skipping server cannot register custom search attributes."""
+    return settings.model_copy(update={"search_attributes_enabled": False})
+
+
+@pytest.fixture(scope="session")
 def http_client() -> Iterator[httpx.Client]:
     with httpx.Client() as client:
         yield client

@@ -153,13 +153,6 @@ class RunWorkflow:
                 non_retryable=True,
             )
         inp = self._input
-        workflow.upsert_search_attributes(
-            [
-                search_attributes.TENANT_ID.value_set(self.tenant_id),
-                search_attributes.RUN_PHASE.value_set(self.phase),
-                search_attributes.RUN_STATUS.value_set(self.status),
-            ]
-        )
         try:
             return await self._lifecycle(inp)
         except asyncio.CancelledError:
@@ -179,6 +172,11 @@ class RunWorkflow:
             MUST_WRITE,
         )
         self._config = created.config
+        if self.config.search_attributes:
+            workflow.upsert_search_attributes(
+                [search_attributes.TENANT_ID.value_set(self.tenant_id)]
+            )
+            self.upsert_status()
         auth = await self.local(
             RunActivities.authorize,
             AuthorizeRequest(
@@ -499,6 +497,8 @@ class RunWorkflow:
         self.upsert_status()
 
     def upsert_status(self) -> None:
+        if self._config is None or not self._config.search_attributes:
+            return
         workflow.upsert_search_attributes(
             [
                 search_attributes.RUN_PHASE.value_set(self.phase),
