@@ -1,0 +1,110 @@
+"""Payloads of ReconcileWorkflow and its activities (pydantic v2, Temporal boundary)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.reconciliation import WorkflowState
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScanPass(StrEnum):
+    OVERDUE = "OVERDUE"  # open expectations past their deadline (partial index)
+    UNEXPECTED_ACKS = "UNEXPECTED_ACKS"  # acks without any expectation, since the watermark
+
+
+class Cursor(Strict):
+    """Keyset position: the last (timestamp, id) a page returned."""
+
+    at: datetime
+    id: str
+
+
+class ReconcileTotals(Strict):
+    runs_checked: int = 0
+    complete: int = 0
+    incomplete: int = 0
+    stale: int = 0
+    late: int = 0
+    findings_new: int = 0
+
+
+class ReconcileInput(Strict):
+    """Input of ``ReconcileWorkflow``; every field has a default (the schedule sets some).
+
+    The fields after ``ack_lookback_seconds`` carry progress across continue-as-new.
+    """
+
+    page_size: int = Field(default=500, ge=1, le=5000)
+    ack_lookback_seconds: int = Field(default=3600, ge=0)
+    ack_overlap_seconds: int = Field(default=300, ge=0)
+    as_of: datetime | None = None
+    ack_since: datetime | None = None
+    scan_pass: ScanPass = ScanPass.OVERDUE
+    cursor: Cursor | None = None
+    pages_done: int = 0
+    totals: ReconcileTotals = Field(default_factory=ReconcileTotals)
+    reports: list["RunReport"] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list, description="runs already reconciled")
+
+
+class ScanRequest(Strict):
+    scan_pass: ScanPass
+    as_of: datetime
+    since: datetime | None = None
+    after: Cursor | None = None
+    limit: int = Field(ge=1)
+
+
+class ScanPage(Strict):
+    """The distinct run ids of one page, and where the next page starts (None: done)."""
+
+    run_ids: list[str]
+    rows: int
+    next: Cursor | None
+
+
+class RunState(Strict):
+    run_id: str
+    state: WorkflowState
+
+
+class RecordRequest(Strict):
+    as_of: datetime
+    runs: list[RunState]
+
+
+class RunReport(Strict):
+    """What the reconciliation found for one run."""
+
+    run_id: str
+    tenant_id: str
+    verdict: str
+    workflow_state: WorkflowState
+    missing: list[tuple[str, str]] = Field(default_factory=list)
+    drift: list[tuple[str, str]] = Field(default_factory=list)
+    overdue: list[tuple[str, str]] = Field(default_factory=list)
+    invalid: list[tuple[str, str]] = Field(default_factory=list)
+    rolled_back: list[tuple[str, str]] = Field(default_factory=list)
+    new_findings: int = 0
+
+
+class RecordResult(Strict):
+    reports: list[RunReport]
+
+
+class ReconcileSummary(Strict):
+    """What ``ReconcileWorkflow`` returns (and the next scheduled run reads back)."""
+
+    as_of: datetime
+    ack_watermark: datetime
+    totals: ReconcileTotals
+    reports: list[RunReport] = Field(description="runs with findings (first 200)")
+    purged_log_entries: int = 0
+
+
+ReconcileInput.model_rebuild()

@@ -1,0 +1,126 @@
+"""Audit handlers: reconciliation findings and failed runs become alerts (through fatigue).
+
+| topic                          | alert                 | domain of the alert  |
+|--------------------------------|-----------------------|----------------------|
+| audit.reconciliation.stale     | STALE_RUN             | orchestrator         |
+| audit.expectation.timeout      | MISSING_ACK           | orchestrator         |
+| audit.reconciliation.missing   | MISSING_ACK           | the missing actions' |
+| audit.reconciliation.drift     | DRIFT                 | the unexpected acks' |
+| audit.reconciliation.invalid   | RECONCILIATION_FAILED | audit                |
+| run.failed                     | RECONCILIATION_FAILED | audit                |
+
+A failed run raises an alert only when its contract does not reconcile.
+"""
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from activities.audit import load_contract
+from domain import reconciliation as rc
+from domain.alert_fatigue import AlertType, FatigueSettings
+from domain.enums import Severity
+from domain.reconciler import reconcile
+from runtime.alerting import AlertSpec, default_fatigue, raise_alert
+from runtime.event_registry import Event, HandlerContext, Handlers
+from runtime.reactor import Reactor, ReactorConfig
+from runtime.settings import Settings
+
+AUDIT_GROUP = "audit-alerts"
+
+
+def _actions(pairs: list[list[str]]) -> str:
+    return ", ".join(f"{d}/{a}" for d, a in pairs)
+
+
+def audit_handlers(defaults: FatigueSettings) -> Handlers:
+    handlers = Handlers()
+
+    def alert(
+        ctx: HandlerContext, event: Event, alert_type: AlertType, domain: str, title: str
+    ) -> None:
+        spec = AlertSpec(
+            tenant_id=event.tenant_id,
+            alert_type=alert_type,
+            severity=Severity(event.payload.get("severity", Severity.HIGH)),
+            domain=domain,
+            run_id=event.run_id,
+            dedup_key=f"{alert_type}:{event.run_id}:{domain}",
+            title=title,
+            details={"topic": event.topic, **event.payload},
+            source_event_id=event.id,
+        )
+        raise_alert(ctx.session, defaults, spec, ctx.now)
+
+    @handlers.on(rc.TOPIC_STALE, name="audit.alert.stale_run")
+    def stale_run(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = (
+            f"Run {event.run_id} never finalized (workflow {p['cause']}); "
+            f"missing: {_actions(p['missing'])}"
+        )
+        alert(ctx, event, AlertType.STALE_RUN, p["domain"], title)
+
+    @handlers.on(rc.TOPIC_TIMEOUT, name="audit.alert.expectation_timeout")
+    def expectation_timeout(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = f"Run {event.run_id} is still running past its deadlines: {_actions(p['overdue'])}"
+        alert(ctx, event, AlertType.MISSING_ACK, p["domain"], title)
+
+    @handlers.on(rc.TOPIC_MISSING, name="audit.alert.missing_ack")
+    def missing_ack(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = f"Run {event.run_id} finished without: {_actions(p['actions'])}"
+        alert(ctx, event, AlertType.MISSING_ACK, p["domain"], title)
+
+    @handlers.on(rc.TOPIC_DRIFT, name="audit.alert.drift")
+    def drift(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = f"Run {event.run_id} did what nobody expected: {_actions(p['actions'])}"
+        alert(ctx, event, AlertType.DRIFT, p["domain"], title)
+
+    @handlers.on(rc.TOPIC_INVALID, name="audit.alert.invalid_contract")
+    def invalid_contract(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = f"Run {event.run_id} has expectations without deadline: {_actions(p['actions'])}"
+        alert(ctx, event, AlertType.RECONCILIATION_FAILED, "audit", title)
+
+    @handlers.on("run.failed", name="audit.alert.failed_run_reconciliation")
+    def failed_run(ctx: HandlerContext, event: Event) -> None:
+        """A failed run must still reconcile (its contract closed); alert when it does not."""
+        if event.run_id is None:
+            return
+        expectations, acks = load_contract(ctx.session, event.run_id)
+        result = reconcile(expectations, acks, ctx.now)
+        if result.clean:
+            return
+        problems = {
+            "status": result.status,
+            "missing": [list(a) for a in result.missing],
+            "drift": [list(a) for a in result.drift],
+            "invalid": [list(a) for a in result.invalid],
+        }
+        failed = Event(
+            event.id,
+            event.topic,
+            event.tenant_id,
+            event.run_id,
+            {**event.payload, **problems},
+            event.created_at,
+        )
+        title = (
+            f"Failed run {event.run_id} does not reconcile ({result.status}): "
+            f"missing {_actions(problems['missing']) or '-'}; "
+            f"drift {_actions(problems['drift']) or '-'}"
+        )
+        alert(ctx, failed, AlertType.RECONCILIATION_FAILED, "audit", title)
+
+    return handlers
+
+
+def audit_reactor(settings: Settings, sessions: sessionmaker[Session]) -> Reactor:
+    """The worker's reactor: the audit handlers, configured from settings."""
+    handlers = audit_handlers(default_fatigue(settings)) if settings.audit_alerts_enabled else None
+    return Reactor(
+        sessions,
+        handlers or Handlers(),
+        ReactorConfig.from_settings(settings, AUDIT_GROUP),
+    )

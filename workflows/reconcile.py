@@ -1,0 +1,120 @@
+"""ReconcileWorkflow: find stale runs and actions nobody expected; record what is new.
+
+Started by the Temporal Schedule ``reconcile-stale-runs`` (runtime.schedules) or once by
+``starter.py reconcile``. Two passes, each paged by keyset through activities:
+
+1. OVERDUE: open expectations past their deadline (partial index) → their runs.
+2. UNEXPECTED_ACKS: acks since the previous run's watermark that match no expectation.
+
+For each page: ask Temporal about every run's workflow, then reconcile and record (only
+new findings are written, with their outbox events). Safe to run twice. At the end it
+purges the candidate orchestration log (activity ``candidates.purge_orchestration_log``).
+"""
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.reconciliation import ReconcileActivities
+    from domain.reconcile_messages import (
+        ReconcileInput,
+        ReconcileSummary,
+        RecordRequest,
+        RunReport,
+        ScanPass,
+        ScanRequest,
+    )
+
+MAX_REPORTS = 200
+
+RECONCILE_ACTIVITY = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+    ),
+}
+
+
+@workflow.defn(name="ReconcileWorkflow")
+class ReconcileWorkflow:
+    """One reconciliation of every overdue run and every unexpected ack since last time."""
+
+    @workflow.run
+    async def run(self, inp: ReconcileInput | None = None) -> ReconcileSummary:
+        inp = inp or ReconcileInput()
+        as_of = inp.as_of or workflow.now()
+        ack_since = inp.ack_since or self._ack_since(inp, as_of)
+        state = inp.model_copy(update={"as_of": as_of, "ack_since": ack_since})
+        seen = set(state.seen)  # a run with many overdue rows spans pages: reconcile it once
+        passes = [ScanPass.OVERDUE, ScanPass.UNEXPECTED_ACKS]
+        for scan_pass in passes[passes.index(state.scan_pass) :]:
+            cursor = state.cursor if scan_pass == state.scan_pass else None
+            while True:
+                page = await workflow.execute_activity_method(
+                    ReconcileActivities.scan,
+                    ScanRequest(
+                        scan_pass=scan_pass,
+                        as_of=as_of,
+                        since=ack_since,
+                        after=cursor,
+                        limit=state.page_size,
+                    ),
+                    **RECONCILE_ACTIVITY,
+                )
+                fresh = [r for r in page.run_ids if r not in seen]
+                if fresh:
+                    seen.update(fresh)
+                    self._add(state, await self._reconcile(fresh, as_of))
+                state.pages_done += 1
+                if page.next is None:
+                    break
+                cursor = page.next
+                if workflow.info().is_continue_as_new_suggested():
+                    update = {"scan_pass": scan_pass, "cursor": cursor, "seen": sorted(seen)}
+                    workflow.continue_as_new(state.model_copy(update=update))
+        purged = await workflow.execute_activity(
+            "candidates.purge_orchestration_log", result_type=int, **RECONCILE_ACTIVITY
+        )
+        return ReconcileSummary(
+            as_of=as_of,
+            ack_watermark=as_of,
+            totals=state.totals,
+            reports=state.reports,
+            purged_log_entries=purged,
+        )
+
+    @staticmethod
+    def _ack_since(inp: ReconcileInput, as_of: datetime) -> datetime:
+        """From the previous scheduled run's watermark (minus an overlap), else a lookback."""
+        if workflow.has_last_completion_result():
+            previous = workflow.get_last_completion_result(ReconcileSummary)
+            if previous is not None:
+                return previous.ack_watermark - timedelta(seconds=inp.ack_overlap_seconds)
+        return as_of - timedelta(seconds=inp.ack_lookback_seconds)
+
+    async def _reconcile(self, run_ids: list[str], as_of: datetime) -> list[RunReport]:
+        states = await workflow.execute_activity_method(
+            ReconcileActivities.describe_runs, run_ids, **RECONCILE_ACTIVITY
+        )
+        result = await workflow.execute_activity_method(
+            ReconcileActivities.record,
+            RecordRequest(as_of=as_of, runs=states),
+            **RECONCILE_ACTIVITY,
+        )
+        return result.reports
+
+    @staticmethod
+    def _add(state: ReconcileInput, reports: list[RunReport]) -> None:
+        totals = state.totals
+        for report in reports:
+            totals.runs_checked += 1
+            totals.findings_new += report.new_findings
+            verdict = report.verdict.lower()
+            setattr(totals, verdict, getattr(totals, verdict) + 1)
+            if report.verdict != "COMPLETE" and len(state.reports) < MAX_REPORTS:
+                state.reports.append(report)
