@@ -4,6 +4,8 @@ The ledger is consulted before the skill runs, so a step whose result was record
 never executed again, even if its activity completion was lost.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +21,10 @@ from domain.enums import AckStatus
 from domain.hashchain import step_content, step_hash
 from domain.ids import derive_id
 from domain.messages import StepRequest, StepResult
+from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
+
+HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
 
 
 def content_of(req: StepRequest, result: StepResult) -> dict:
@@ -38,9 +43,22 @@ def content_of(req: StepRequest, result: StepResult) -> dict:
 class StepActivities:
     """Executes skills; holds the shared SkillContext (HTTP client, LLM endpoint)."""
 
-    def __init__(self, sessions: sessionmaker[Session], skills: SkillContext) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], skills: SkillContext, threads: int = 32
+    ) -> None:
         self.sessions = sessions
         self.skills = skills
+        self._skill_threads = ThreadPoolExecutor(threads, thread_name_prefix="skill")
+
+    def _run_heartbeating(self, req: StepRequest):  # noqa: ANN202 - a SkillOutput
+        """Run the skill in a helper thread and heartbeat meanwhile, so that a worker that
+        dies mid-step is noticed within the heartbeat timeout, not the step timeout."""
+        future = self._skill_threads.submit(run_skill, req.skill, req.input, self.skills)
+        while True:
+            try:
+                return future.result(timeout=HEARTBEAT_EVERY_SECONDS)
+            except FutureTimeout:
+                activity.heartbeat()
 
     @activity.defn(name="steps.execute")
     def execute(self, req: StepRequest) -> StepResult:
@@ -49,7 +67,7 @@ class StepActivities:
         if first is not None:
             return StepResult.model_validate(first)
         try:
-            out = run_skill(req.skill, req.input, self.skills)
+            out = self._run_heartbeating(req)
             result = StepResult(ok=True, output=out.output, cost=out.cost)
         except SkillError as exc:
             if exc.retryable and activity.info().attempt < MAX_ATTEMPTS:

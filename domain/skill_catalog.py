@@ -82,3 +82,6 @@ def validate_skill_input(skill: str, raw: dict[str, Any]) -> _SkillInput:
 
 STEP_MAX_ATTEMPTS = 3
 """Attempts of a step activity; the last one records a retryable failure as final."""
+
+STEP_HEARTBEAT_SECONDS = 10
+"""A step that stops heartbeating this long (its worker died) is retried elsewhere."""

@@ -9,17 +9,21 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.candidates import CandidateActivities
 from activities.control import ControlActivities
 from activities.incidents import IncidentActivities
 from activities.policies import PolicyActivities
+from activities.reconciliation import ReconcileActivities
 from activities.runs import RunActivities
 from activities.skills.base import LlmEndpoint, SkillContext
 from activities.steps import StepActivities
 from activities.traces import TraceActivities
 from runtime.settings import Settings
+from workflows.promote_candidate import PromoteCandidateWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.run_workflow import RunWorkflow
 
-WORKFLOWS = [RunWorkflow]
+WORKFLOWS = [RunWorkflow, PromoteCandidateWorkflow, ReconcileWorkflow]
 
 # Modules that are deterministic or only used through activities: import them once,
 # outside the sandbox, instead of re-importing them for every workflow run.
@@ -56,7 +60,9 @@ def build_activities(
     incidents = IncidentActivities(sessions)
     audit = AuditActivities(sessions)
     control = ControlActivities(sessions)
-    steps = StepActivities(sessions, skill_context(settings, http))
+    steps = StepActivities(sessions, skill_context(settings, http), settings.activity_threads)
+    candidates = CandidateActivities(sessions)
+    reconcile = ReconcileActivities(sessions)
     return [
         runs.create,
         runs.authorize,
@@ -77,6 +83,13 @@ def build_activities(
         control.update_pause,
         control.record_refusal,
         steps.execute,
+        candidates.load,
+        candidates.apply_decision,
+        candidates.record_failure,
+        candidates.purge_orchestration_log,
+        reconcile.scan,
+        reconcile.describe_runs,
+        reconcile.record,
     ]
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-from domain.skill_catalog import STEP_MAX_ATTEMPTS
+from domain.skill_catalog import STEP_HEARTBEAT_SECONDS, STEP_MAX_ATTEMPTS
 
 # Short database writes of the governance path run as local activities: same
 # semantics (idempotent, retried), no task-queue round trip per write.
@@ -43,6 +43,7 @@ TRACE_START: dict[str, Any] = {
 # its last attempt (activities.steps.MAX_ATTEMPTS), so the run sees a result.
 STEP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(minutes=5),
+    "heartbeat_timeout": timedelta(seconds=STEP_HEARTBEAT_SECONDS),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
