@@ -14,19 +14,25 @@ import sys
 
 import httpx
 
+from api.server import api_beside_worker
 from db.engine import DatabaseConfigError
+from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
+from runtime.handlers import audit_reactor
+from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings
 from runtime.stack import open_stack
+from runtime.temporal_client import with_interceptors
 from runtime.worker_factory import build_worker
 
 log = logging.getLogger("governed_runs.worker")
 
 
-async def serve(settings: Settings, demo: bool) -> None:
+async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = None) -> None:
     async with open_stack(settings) as stack:
+        client = with_interceptors(stack.client, telemetry.interceptors() if telemetry else [])
         with httpx.Client() as http:
-            worker = build_worker(stack.client, settings, stack.sessions, http)
+            worker = build_worker(client, settings, stack.sessions, http)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,13 +45,20 @@ async def serve(settings: Settings, demo: bool) -> None:
                 ui,
                 stack.engine.url.render_as_string(hide_password=True),
             )
-            async with worker:
+            async with worker, api_beside_worker(settings, stack.sessions, client):
                 if demo:
                     from runtime.demo import run_demo
 
                     asyncio.create_task(run_demo(stack, settings))
+                if settings.reconcile_schedule_enabled:
+                    await ensure_reconcile_schedule(client, settings)
+                reactor = None
+                if settings.event_reactor_enabled:
+                    reactor = asyncio.create_task(audit_reactor(settings, stack.sessions).run(stop))
                 await stop.wait()
                 log.info("shutting down")
+                if reactor is not None:
+                    await reactor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    telemetry = None
     try:
         settings = Settings()
-        asyncio.run(serve(settings, args.demo))
-    except (DatabaseConfigError, TemporalConfigError) as exc:
+        telemetry = configure()
+        asyncio.run(serve(settings, args.demo, telemetry))
+    except (DatabaseConfigError, TemporalConfigError, ObservabilityConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line operator error
         return 2
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()
     return 0
 
 

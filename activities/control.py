@@ -19,6 +19,7 @@ from domain.messages import (
     PolicyCheckResult,
     RefusalRequest,
 )
+from observability import metrics
 
 RESOLUTIONS = {"RESUMED", "AUTO_RESUMED", "STOPPED", "TIMED_OUT", "CANCELLED"}
 
@@ -69,6 +70,7 @@ class ControlActivities:
                     checked_at=utcnow(),
                 )
             )
+            decided.append(decision)
             return PolicyCheckResult(
                 decision=decision,
                 violations=violations,
@@ -78,9 +80,13 @@ class ControlActivities:
                 enabled_rule_ids=sorted(enabled_ids),
             )
 
-        return run_once(
+        decided: list[str] = []  # set when this call did the write (not a ledger replay)
+        result = run_once(
             self.sessions, f"control.check_policy:{req.step_index}", PolicyCheckResult, write
         )
+        for decision in decided:
+            metrics.record_policy_decision(req.tenant_id, decision)
+        return result
 
     @activity.defn(name="control.record_pause")
     def record_pause(self, req: PauseRecordRequest) -> None:

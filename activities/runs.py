@@ -26,9 +26,11 @@ from domain.messages import (
     DegradedRequest,
     Done,
     FinalizeRequest,
+    FinalizeResult,
     TransitionRequest,
 )
 from domain.models import RunConfig, RunOptions
+from observability import metrics
 
 
 def policy_version(session: Session, tenant_id: str) -> int:
@@ -168,10 +170,10 @@ class RunActivities:
         run_once(self.sessions, f"runs.transition:{req.seq}", Done, write)
 
     @activity.defn(name="runs.finalize")
-    def finalize(self, req: FinalizeRequest) -> None:
+    def finalize(self, req: FinalizeRequest) -> FinalizeResult:
         """Terminal transition, finalize_run ack and the run's outbox events, in one commit."""
 
-        def write(session: Session) -> Done:
+        def write(session: Session) -> FinalizeResult:
             now = utcnow()
             run = _apply_transition(session, req.run_id, req, req.reason)
             run.finalized_at = now
@@ -207,9 +209,20 @@ class RunActivities:
                     "reason": req.reason,
                 },
             )
-            return Done()
+            finished.append(
+                session.execute(
+                    select(RunPhaseTransition.to_phase, RunPhaseTransition.at)
+                    .where(RunPhaseTransition.run_id == req.run_id)
+                    .order_by(RunPhaseTransition.seq)
+                ).all()
+            )
+            return FinalizeResult(phase=req.to_phase, status=req.status, reason=req.reason)
 
-        run_once(self.sessions, "runs.finalize", Done, write)
+        finished: list = []  # the phase timeline, when this call did the write
+        committed = run_once(self.sessions, "runs.finalize", FinalizeResult, write)
+        if finished:
+            metrics.record_run_finished(req.tenant_id, req.to_phase, req.status, finished[0])
+        return committed
 
 
 def _decide(session: Session, tenant: Tenant | None, req: AuthorizeRequest) -> AuthorizeResult:

@@ -112,6 +112,20 @@ class ControlEvidence(ReadModel):
     at: datetime
 
 
+class PromotionEvidence(ReadModel):
+    """A promotion decision on an incident candidate that names the run as its source."""
+
+    id: str
+    candidate_id: str
+    decision: str
+    reason: str
+    policy: str
+    authority_type: str
+    authority_id: str
+    incident_id: str | None
+    decided_at: datetime
+
+
 class DecisionsEvidence(ReadModel):
     """Every decision made about the run, each from its own table."""
 
@@ -119,6 +133,7 @@ class DecisionsEvidence(ReadModel):
     policy_checks: list[PolicyCheckEvidence]
     pauses: list[PauseEvidence]
     control: list[ControlEvidence]
+    promotions: list[PromotionEvidence] = Field(default_factory=list)
 
 
 class RunEvidence(ReadModel):
@@ -131,14 +146,6 @@ class RunEvidence(ReadModel):
     incidents: list[IncidentEvidence]
     policy_evaluations: list[PolicyEvaluationEvidence]
     decisions: DecisionsEvidence
-
-    @property
-    def limit_breaches(self) -> list[LimitBreachEvidence]:
-        return [b for e in self.policy_evaluations for b in e.limit_breaches]
-
-    @property
-    def prevention_records(self) -> list[PreventionEvidence]:
-        return [r for e in self.policy_evaluations for r in e.prevention_records]
 
 
 class ProofStatus(StrEnum):

@@ -31,6 +31,15 @@ async def connect(
         ) from exc
 
 
+def with_interceptors(client: Client, interceptors: list[Interceptor]) -> Client:
+    """The same connection with more client interceptors (e.g. tracing); workers built
+    on the returned client use those that are also worker interceptors."""
+    if not interceptors:
+        return client
+    config = client.config()
+    return Client(**{**config, "interceptors": [*config["interceptors"], *interceptors]})
+
+
 async def ensure_search_attributes(client: Client) -> None:
     """Register TenantId/RunPhase/RunStatus on a server that lacks them (idempotent)."""
     existing = await client.operator_service.list_search_attributes(

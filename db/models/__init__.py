@@ -1,7 +1,9 @@
 """All tables; importing this package registers every model on ``Base.metadata``."""
 
+from db.models.api_keys import ApiKey
 from db.models.audit import AuditExpectation, AuditLedgerEntry, DomainAck, IdempotencyRecord
 from db.models.base import Base
+from db.models.candidates import Candidate, OrchestrationAttempt, PromotionDecisionRecord
 from db.models.control import PauseRecord, PolicyCheck, StopRequest
 from db.models.events import OutboxEvent
 from db.models.governance import (
@@ -11,27 +13,47 @@ from db.models.governance import (
     PolicyRule,
     PreventionRecord,
 )
+from db.models.reconciliation import (
+    Alert,
+    EventCursor,
+    EventDelivery,
+    ReactorHeartbeat,
+    ReconciliationFinding,
+    SuppressedAlert,
+    TenantAlertSettings,
+)
 from db.models.runs import Run, RunPhaseTransition, Tenant
 from db.models.traces import Trace, TraceStep
 
 __all__ = [
+    "Alert",
+    "ApiKey",
     "AuditExpectation",
     "AuditLedgerEntry",
     "Base",
+    "Candidate",
     "DomainAck",
+    "EventCursor",
+    "EventDelivery",
     "IdempotencyRecord",
     "Incident",
     "LimitBreach",
+    "OrchestrationAttempt",
     "OutboxEvent",
     "PauseRecord",
     "PolicyCheck",
     "PolicyEvaluation",
     "PolicyRule",
     "PreventionRecord",
+    "PromotionDecisionRecord",
+    "ReactorHeartbeat",
+    "ReconciliationFinding",
     "Run",
     "RunPhaseTransition",
     "StopRequest",
+    "SuppressedAlert",
     "Tenant",
+    "TenantAlertSettings",
     "Trace",
     "TraceStep",
 ]

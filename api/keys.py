@@ -1,0 +1,137 @@
+"""API keys: create (the key is shown once), authenticate, list and revoke.
+
+Only the sha256 of a key is stored. A key acts for one tenant with one authority; its
+creation and revocation are written to the audit ledger.
+"""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import ApiKey, AuditLedgerEntry, Tenant
+from domain.enums import Authority
+
+KEY_PREFIX = "gr_"
+
+
+class ApiKeyError(ValueError):
+    """A refused key operation; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an authenticated request acts as."""
+
+    key_id: str
+    tenant_id: str
+    authority: Authority
+
+    @property
+    def actor_id(self) -> str:
+        return f"apikey:{self.key_id}"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit(session: Session, key: ApiKey, event: str, actor: str) -> None:
+    session.add(
+        AuditLedgerEntry(
+            id=str(uuid.uuid4()),
+            tenant_id=key.tenant_id,
+            event_type=event,
+            entity_type="api_key",
+            entity_id=key.id,
+            actor_id=actor,
+            actor_authority="TENANT_ADMIN",
+            source="admin",
+            before_state=None,
+            after_state={"key_id": key.id, "authority": key.authority, "name": key.name},
+            created_at=_now(),
+        )
+    )
+
+
+def create_key(
+    sessions: sessionmaker[Session],
+    tenant_id: str,
+    authority: str,
+    *,
+    name: str | None = None,
+    actor: str = "operator",
+) -> tuple[str, str]:
+    """Store a new key for an existing tenant; returns (key id, the key itself)."""
+    try:
+        level = Authority(authority)
+    except ValueError:
+        allowed = ", ".join(a.value for a in Authority)
+        raise ApiKeyError(f"authority: {authority!r} is not one of {allowed}") from None
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with sessions.begin() as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise ApiKeyError(f"unknown tenant {tenant_id!r}")
+        row = ApiKey(
+            id=str(uuid.uuid4()),
+            key_hash=hash_key(key),
+            prefix=key[:10],
+            tenant_id=tenant_id,
+            authority=level,
+            name=name or f"{tenant_id}-{level.value.lower()}",
+            created_at=_now(),
+        )
+        session.add(row)
+        _audit(session, row, "API_KEY_CREATED", actor)
+    return row.id, key
+
+
+def authenticate(sessions: sessionmaker[Session], key: str) -> Principal | None:
+    """The principal of a valid, unrevoked key; None otherwise."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    with sessions() as session:
+        row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal(row.id, row.tenant_id, Authority(row.authority))
+
+
+def list_keys(
+    sessions: sessionmaker[Session], tenant_id: str | None = None
+) -> list[dict[str, Any]]:
+    with sessions() as session:
+        stmt = select(ApiKey).order_by(ApiKey.tenant_id, ApiKey.created_at)
+        if tenant_id:
+            stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+        return [
+            {
+                "id": k.id,
+                "prefix": k.prefix,
+                "tenant_id": k.tenant_id,
+                "authority": k.authority,
+                "name": k.name,
+                "created_at": k.created_at.isoformat(),
+                "revoked": k.revoked_at is not None,
+            }
+            for k in session.scalars(stmt)
+        ]
+
+
+def revoke_key(sessions: sessionmaker[Session], key_id: str, *, actor: str = "operator") -> None:
+    with sessions.begin() as session:
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            raise ApiKeyError(f"unknown api key {key_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at = _now()
+            _audit(session, row, "API_KEY_REVOKED", actor)

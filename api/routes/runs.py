@@ -1,0 +1,213 @@
+"""Runs: start, read, and control (pause, resume, stop) through Temporal signals."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.deps import (
+    QUERY_TIMEOUT,
+    UNAUTHORIZED,
+    Caller,
+    RunId,
+    client_of,
+    not_found,
+    owned_workflow,
+    sessions_of,
+    settings_of,
+)
+from api.keys import Principal
+from api.schemas import PauseBody, RunAccepted, RunCreate, RunView, SignalAccepted, StopBody
+from api.validation import check_body
+from db.models import Run
+from domain.models import RunStatusView
+from runtime.runs_client import RunRequestError, signal_run, start_run
+from runtime.settings import Settings
+
+router = APIRouter(prefix="/runs", tags=["runs"], responses=UNAUTHORIZED)
+ClientDep = Annotated[Client, Depends(client_of)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(sessions_of)]
+NOT_FOUND = {404: {"description": "unknown run, or a run of another tenant"}}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={409: {}})
+async def create_run(
+    body: RunCreate,
+    caller: Caller,
+    client: ClientDep,
+    settings: Annotated[Settings, Depends(settings_of)],
+) -> RunAccepted:
+    """Start RunWorkflow for the key's tenant; 409 when the run id is taken."""
+    check_body(body)
+    payload = {"tenant_id": caller.tenant_id, **body.model_dump(mode="json", exclude_none=True)}
+    try:
+        handle = await start_run(client, settings.task_queue, payload)
+    except RunRequestError as exc:
+        code = status.HTTP_409_CONFLICT if "already exists" in str(exc) else 422
+        raise HTTPException(code, str(exc)) from None
+    except WorkflowAlreadyStartedError as exc:
+        run_id = exc.workflow_id.removeprefix("run-")
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} already exists") from None
+    return RunAccepted(
+        run_id=handle.id.removeprefix("run-"), workflow_id=handle.id, tenant_id=caller.tenant_id
+    )
+
+
+@router.get("/{run_id}", responses=NOT_FOUND)
+async def get_run(
+    run_id: RunId, caller: Caller, client: ClientDep, sessions: SessionsDep
+) -> RunView:
+    """Live state from the workflow's status query while it runs, else the run row."""
+    try:
+        handle, description = await owned_workflow(client, run_id, caller)
+    except HTTPException:
+        row = await run_in_threadpool(_run_row, sessions, run_id, caller.tenant_id)
+        if row is None:
+            raise
+        return _from_row(row, "UNKNOWN")
+    view = await _live_status(handle, description)
+    if view is not None:
+        return RunView(
+            **view.model_dump(), workflow_status=description.status.name, source="workflow"
+        )
+    row = await run_in_threadpool(_run_row, sessions, run_id, caller.tenant_id)
+    return (
+        _from_row(row, _status_name(description))
+        if row
+        else _not_created(run_id, caller, description)
+    )
+
+
+async def _live_status(
+    handle: WorkflowHandle, description: WorkflowExecutionDescription
+) -> RunStatusView | None:
+    """The status query of a running workflow; None when closed or no worker answers."""
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    try:
+        return await handle.query("status", result_type=RunStatusView, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError:
+        return None
+
+
+def _status_name(description: WorkflowExecutionDescription) -> str:
+    return description.status.name if description.status else "UNKNOWN"
+
+
+def _run_row(sessions: sessionmaker[Session], run_id: str, tenant_id: str) -> dict[str, Any] | None:
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.tenant_id != tenant_id:
+            return None
+        return {
+            "run_id": run.id,
+            "tenant_id": run.tenant_id,
+            "phase": run.phase,
+            "status": run.status,
+            "step_index": run.steps_done,
+            "steps_total": run.steps_total,
+            "cost": run.cost,
+            "budget": run.budget,
+            "failure_reason": run.failure_reason,
+        }
+
+
+def _from_row(row: dict[str, Any], workflow_status: str) -> RunView:
+    return RunView(**row, workflow_status=workflow_status, source="database")
+
+
+def _not_created(
+    run_id: str, caller: Principal, description: WorkflowExecutionDescription
+) -> RunView:
+    """A workflow that has not written its run row (yet, or never: e.g. invalid input)."""
+    return RunView(
+        run_id=run_id,
+        tenant_id=caller.tenant_id,
+        workflow_status=_status_name(description),
+        phase="CREATED",
+        status="queued",
+        step_index=0,
+        steps_total=0,
+        cost=0,
+        budget=None,
+        source="temporal",
+    )
+
+
+async def _signal(
+    client: Client, run_id: str, caller: Principal, name: str, extra: dict
+) -> SignalAccepted:
+    payload = {"actor": {"id": caller.actor_id, "authority": caller.authority.value}, **extra}
+    try:
+        await signal_run(client, run_id, name, payload)
+    except RunRequestError as exc:
+        if str(exc).startswith("unknown run"):
+            raise not_found(run_id) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return SignalAccepted(
+        run_id=run_id, signal=name, actor_id=caller.actor_id, authority=caller.authority
+    )
+
+
+CONTROL = {**NOT_FOUND, 409: {"description": "the run has ended"}}
+
+
+@router.post("/{run_id}/pause", status_code=status.HTTP_202_ACCEPTED, responses=CONTROL)
+async def pause_run(
+    run_id: RunId,
+    caller: Caller,
+    client: ClientDep,
+    body: Annotated[PauseBody | None, Body()] = None,
+) -> SignalAccepted:
+    """Send ``pause``; the run holds at its next checkpoint."""
+    await owned_workflow(client, run_id, caller)
+    reason = (body or PauseBody()).reason
+    return await _signal(client, run_id, caller, "pause", {"reason": reason.value})
+
+
+@router.post(
+    "/{run_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**CONTROL, 403: {"description": "the key's authority may not resume this pause"}},
+)
+async def resume_run(run_id: RunId, caller: Caller, client: ClientDep) -> SignalAccepted:
+    """Send ``resume``. A pause the key's authority may not resume: the signal still goes
+    (the workflow refuses and audits it) and the answer is 403 with the reason."""
+    handle, description = await owned_workflow(client, run_id, caller)
+    refusal = None
+    view = await _live_status(handle, description)
+    if (
+        view is not None
+        and view.pause is not None
+        and caller.authority not in view.pause.resumable_by
+    ):
+        allowed = ", ".join(view.pause.resumable_by)
+        refusal = (
+            f"{caller.authority} may not resume a {view.pause.reason} pause (allowed: {allowed})"
+        )
+    accepted = await _signal(client, run_id, caller, "resume", {})
+    if refusal is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    return accepted
+
+
+@router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses=CONTROL)
+async def stop_run(
+    run_id: RunId,
+    caller: Caller,
+    client: ClientDep,
+    body: Annotated[StopBody | None, Body()] = None,
+) -> SignalAccepted:
+    """Send ``stop``; the run ends CANCELLED at its next checkpoint."""
+    check_body(body)
+    await owned_workflow(client, run_id, caller)
+    return await _signal(client, run_id, caller, "stop", {"reason": (body or StopBody()).reason})

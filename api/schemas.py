@@ -1,0 +1,90 @@
+"""Request and response bodies of the HTTP API (the OpenAPI document is built from them)."""
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from domain.candidates import CandidateSubmission
+from domain.enums import PauseReason
+from domain.models import ID_PATTERN, PauseView, RunOptions, StepSpec, Strict
+
+YEAR = 366 * 24 * 3600
+
+
+class ApiRunOptions(RunOptions):
+    """RunOptions with the upper bounds the database and the clock can hold."""
+
+    policy_check_interval_seconds: int | None = Field(default=None, ge=0, le=YEAR)
+    policy_check_min_steps: int | None = Field(default=None, ge=1, le=500)
+    pause_sla_seconds: int | None = Field(default=None, gt=0, le=YEAR)
+    pause_notify_before_seconds: int | None = Field(default=None, ge=0, le=YEAR)
+    run_timeout_seconds: int | None = Field(default=None, gt=0, le=YEAR)
+
+
+class RunCreate(Strict):
+    """A run to start; the tenant is the API key's. Same fields as RunWorkflow's input,
+    with the bounds a stored run can hold (budget: 12 digits before the point, 6 after)."""
+
+    run_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    steps: list[StepSpec] = Field(min_length=1, max_length=500)
+    budget: Decimal | None = Field(default=None, ge=0, max_digits=18, decimal_places=6)
+    options: ApiRunOptions = Field(default_factory=ApiRunOptions)
+
+
+INT32_MAX = 2**31 - 1
+
+
+class CandidateCreate(CandidateSubmission):
+    """A CandidateCreated event (camelCase or snake_case); ``tenantId`` defaults to the
+    API key's tenant and may not name another one."""
+
+    signal_count: int = Field(ge=0, le=INT32_MAX)
+
+
+class RunAccepted(Strict):
+    run_id: str
+    workflow_id: str
+    tenant_id: str
+
+
+class PauseBody(Strict):
+    reason: PauseReason = PauseReason.MANUAL_PAUSE
+
+
+class StopBody(Strict):
+    reason: str = Field(default="stopped through the API", max_length=500)
+
+
+class SignalAccepted(Strict):
+    run_id: str
+    signal: str
+    actor_id: str
+    authority: str
+
+
+class RunView(Strict):
+    """A run as the API shows it: live from the workflow while it runs, else from the database."""
+
+    run_id: str
+    tenant_id: str
+    workflow_status: str
+    phase: str
+    status: str
+    step_index: int
+    steps_total: int
+    cost: Decimal
+    budget: Decimal | None
+    pause: PauseView | None = None
+    stop_requested: bool = False
+    failure_reason: str | None = None
+    source: str = Field(description="workflow (status query), database, or temporal")
+
+
+class Health(Strict):
+    status: str
+    database: str
+    temporal: str
+
+
+class ErrorBody(Strict):
+    detail: str

@@ -1,0 +1,1 @@
+"""Read queries: plain models out of the database, never ORM objects."""

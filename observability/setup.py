@@ -1,0 +1,167 @@
+"""Tracer and meter providers from the standard OTEL_* environment variables.
+
+Exporters: ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (comma lists of ``otlp``,
+``console``, ``none``). Unset, they are ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+the signal's own endpoint variable) is set, and nothing otherwise: the console exporter
+is off by default. ``OTEL_SDK_DISABLED=true`` turns everything off. The OTLP exporter
+speaks http/protobuf and reads its endpoint, headers and timeout from the usual
+variables; the resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``
+(service name ``governed-runs`` when none is given).
+
+Called at the edge (worker.py, ``python -m api``), never at import time.
+"""
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanProcessor,
+)
+from temporalio.client import Interceptor
+
+from observability.tracing import RunAttributesSpanProcessor, RunTracingInterceptor
+
+log = logging.getLogger(__name__)
+DEFAULT_SERVICE_NAME = "governed-runs"
+KNOWN_EXPORTERS = ("otlp", "console", "none")
+
+
+class ObservabilityConfigError(ValueError):
+    """An OTEL_* variable names something this build cannot do."""
+
+
+def exporter_names(env: Mapping[str, str], signal: str) -> list[str]:
+    """The exporters for ``signal`` (``traces`` or ``metrics``) the environment asks for."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    variable = f"OTEL_{signal.upper()}_EXPORTER"
+    raw = env.get(variable, "").strip()
+    if not raw:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
+            f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+        )
+        return ["otlp"] if endpoint else []
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in KNOWN_EXPORTERS]
+    if unknown:
+        raise ObservabilityConfigError(
+            f"{variable}: unsupported exporter {', '.join(unknown)} "
+            f"(supported: {', '.join(KNOWN_EXPORTERS)})"
+        )
+    return [n for n in names if n != "none"]
+
+
+def _check_protocol(env: Mapping[str, str], signal: str) -> None:
+    protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol.strip().lower() != "http/protobuf":
+        raise ObservabilityConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported (use http/protobuf)"
+        )
+
+
+def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    _check_protocol(env, "traces")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _metric_reader(name: str, env: Mapping[str, str]) -> MetricReader:
+    if name == "console":
+        return PeriodicExportingMetricReader(ConsoleMetricExporter())
+    _check_protocol(env, "metrics")
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return PeriodicExportingMetricReader(OTLPMetricExporter())
+
+
+def resource() -> Resource:
+    found = Resource.create()
+    if str(found.attributes.get("service.name", "")).startswith("unknown_service"):
+        found = found.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    return found
+
+
+@dataclass
+class Telemetry:
+    """The providers this process built (None: that signal stays a no-op)."""
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    exporters: dict[str, list[str]] = field(default_factory=dict)
+
+    def interceptors(self) -> list[Interceptor]:
+        """Temporal client interceptors (empty when tracing is off)."""
+        if self.tracer_provider is None:
+            return []
+        return [RunTracingInterceptor(self.tracer_provider.get_tracer("governed_runs.temporal"))]
+
+    def shutdown(self) -> None:
+        """Flush and stop the exporters (end of process)."""
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is not None:
+                provider.shutdown()
+
+
+def build(
+    env: Mapping[str, str] | None = None,
+    *,
+    span_processors: Iterable[SpanProcessor] = (),
+    metric_readers: Iterable[MetricReader] = (),
+) -> Telemetry:
+    """Providers for the exporters the environment names, plus any given ones (tests)."""
+    env = os.environ if env is None else env
+    span_processors, metric_readers = list(span_processors), list(metric_readers)
+    names = {"traces": exporter_names(env, "traces"), "metrics": exporter_names(env, "metrics")}
+    telemetry = Telemetry(exporters=names)
+    if names["traces"] or span_processors:
+        provider = TracerProvider(resource=resource())
+        provider.add_span_processor(RunAttributesSpanProcessor())
+        for name in names["traces"]:
+            provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, env)))
+        for processor in span_processors:
+            provider.add_span_processor(processor)
+        telemetry.tracer_provider = provider
+    readers = [_metric_reader(name, env) for name in names["metrics"]] + metric_readers
+    if readers:
+        telemetry.meter_provider = MeterProvider(resource=resource(), metric_readers=readers)
+    return telemetry
+
+
+def install(telemetry: Telemetry) -> None:
+    """Make the providers global (once per process), so ``observability.metrics`` records."""
+    if telemetry.tracer_provider is not None:
+        trace.set_tracer_provider(telemetry.tracer_provider)
+    if telemetry.meter_provider is not None:
+        metrics.set_meter_provider(telemetry.meter_provider)
+    if telemetry.tracer_provider or telemetry.meter_provider:
+        log.info(
+            "OpenTelemetry: traces → %s, metrics → %s",
+            ", ".join(telemetry.exporters.get("traces", [])) or "off",
+            ", ".join(telemetry.exporters.get("metrics", [])) or "off",
+        )
+
+
+def configure(env: Mapping[str, str] | None = None) -> Telemetry:
+    """Build from the environment and install globally: what worker.py calls."""
+    telemetry = build(env)
+    install(telemetry)
+    return telemetry

@@ -1,0 +1,51 @@
+"""API key commands: create (the key is printed once), list, revoke."""
+
+import argparse
+
+from api import keys
+from domain.enums import Authority
+from runtime.cli.context import CliError, Context, add_json_flag, output
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    apikey = sub.add_parser("apikey", help="manage HTTP API keys").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    p = apikey.add_parser("create", help="create a key for a tenant (printed once)")
+    p.add_argument("tenant_id")
+    p.add_argument("--authority", required=True, choices=[a.value for a in Authority])
+    p.add_argument("--name", help="a label for the key")
+    add_json_flag(p)
+    p.set_defaults(handler=create)
+    p = apikey.add_parser("list", help="list keys (never the keys themselves)")
+    p.add_argument("--tenant")
+    add_json_flag(p)
+    p.set_defaults(handler=list_keys)
+    p = apikey.add_parser("revoke", help="revoke a key by its id")
+    p.add_argument("key_id")
+    p.set_defaults(handler=revoke)
+
+
+async def create(ctx: Context, args: argparse.Namespace) -> None:
+    try:
+        key_id, key = keys.create_key(ctx.sessions, args.tenant_id, args.authority, name=args.name)
+    except keys.ApiKeyError as exc:
+        raise CliError(str(exc)) from None
+    data = {"key_id": key_id, "tenant_id": args.tenant_id, "authority": args.authority, "key": key}
+    output(args, data, lambda d: (
+        f"api key {d['key_id']} for tenant {d['tenant_id']} ({d['authority']}):\n{d['key']}\n"
+        "store it now: it is not shown again (send it as the X-API-Key header)"))  # fmt: skip
+
+
+async def list_keys(ctx: Context, args: argparse.Namespace) -> None:
+    output(args, keys.list_keys(ctx.sessions, args.tenant), lambda ks: "\n".join(
+        f"{k['id']} {k['prefix']}... tenant={k['tenant_id']} {k['authority']} {k['name']}"
+        f"{' REVOKED' if k['revoked'] else ''}" for k in ks) or "no api keys")  # fmt: skip
+
+
+async def revoke(ctx: Context, args: argparse.Namespace) -> None:
+    try:
+        keys.revoke_key(ctx.sessions, args.key_id)
+    except keys.ApiKeyError as exc:
+        raise CliError(str(exc)) from None
+    print(f"api key {args.key_id} revoked")

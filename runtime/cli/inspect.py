@@ -1,0 +1,122 @@
+"""Inspect commands: a run's evidence, the proof of its trace, its governance log."""
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from db.queries.evidence import UnknownRunError, governance_log, run_evidence, run_proof
+from runtime.cli.context import CliError, Context, add_json_flag, output
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for name, helptext, handler in (
+        ("evidence", "incidents, policy outcomes, limit breaches and decisions of a run", evidence),
+        ("proof", "verify a run's trace hash chain (VERIFIED / FAILED / UNSUPPORTED)", proof),
+        ("governance", "the audit-ledger entries of a run, in order", governance),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("run_id")
+        add_json_flag(p)
+        p.set_defaults(handler=handler)
+
+
+def _read(ctx: Context, query: Callable[..., Any], run_id: str) -> Any:
+    with ctx.sessions() as session:
+        try:
+            return query(session, run_id)
+        except UnknownRunError as exc:
+            raise CliError(str(exc)) from None
+
+
+def _mark(row: dict) -> str:
+    return " [ROLLED BACK]" if row.get("rolled_back") else ""
+
+
+def evidence_text(e: dict) -> str:
+    lines = [f"run {e['run_id']} (tenant {e['tenant_id']}): {e['phase']} {e['status']}"]
+    lines.append(f"incidents caused: {len(e['incidents'])}")
+    lines += [
+        f"  - {i['id']}: {i['title']} ({i['severity']}, {i['status']}){_mark(i)}"
+        for i in e["incidents"]
+    ]
+    records = [(ev, r) for ev in e["policy_evaluations"] for r in ev["prevention_records"]]
+    breaches = [b for ev in e["policy_evaluations"] for b in ev["limit_breaches"]]
+    for ev in e["policy_evaluations"]:
+        lines.append(f"policy evaluation {ev['id']}: {ev['outcome']} ({ev['status']}){_mark(ev)}")
+    lines.append(f"policies evaluated: {len(records)}")
+    lines += [
+        f"  - {r['rule_name']} -> {r['outcome']}: {r['reason']}{_mark(r)}" for _, r in records
+    ]
+    lines.append(f"limits hit: {len(breaches)}")
+    lines += [
+        f"  - {b['limit_type']}: breach={b['value']}, threshold={b['threshold']}{_mark(b)}"
+        for b in breaches
+    ]
+    d = e["decisions"]
+    auth = d["authorization"]
+    lines.append("decisions made:")
+    lines.append(f"  - AUTHORIZATION -> {auth['decision']} ({auth['reason']})")
+    lines += [
+        f"  - POLICY_CHECK before step {c['step_index']} -> {c['decision']}"
+        + (f" ({', '.join(c['violations'])})" if c["violations"] else "")
+        for c in d["policy_checks"]
+    ]
+    lines += [
+        f"  - PAUSE ({p['reason']}) by {p['paused_by']} ({p['paused_by_authority']}) -> "
+        f"{p['resolution'] or 'unresolved'}"
+        + (f" by {p['resolved_by']}" if p["resolved_by"] else "")
+        for p in d["pauses"]
+    ]
+    lines += [
+        f"  - {c['kind']} by {c['actor_id']} ({c['actor_authority']}): {c['reason']}"
+        for c in d["control"]
+    ]
+    lines += [
+        f"  - PROMOTION of candidate {p['candidate_id']} -> {p['decision']} "
+        f"({p['policy']}, {p['authority_type']} {p['authority_id']})"
+        for p in d["promotions"]
+    ]
+    return "\n".join(lines)
+
+
+def proof_text(p: dict) -> str:
+    line = f"run {p['run_id']}: {p['status']}"
+    if p["method"]:
+        line += f" (method {p['method']}"
+        if p["step_count"] is not None:
+            line += f", {p['step_count']} steps, head {p['head_hash']}"
+        line += ")"
+    if p["stored_head_matches"] is not None:
+        matches = "match" if p["stored_head_matches"] else "MISMATCH"
+        line += f"\n  stored trace head and step count: {matches}"
+    if p["failed_step"] is not None:
+        line += f"\n  first failing step: {p['failed_step']}"
+    if p["reason"]:
+        line += f"\n  reason: {p['reason']}"
+    return line
+
+
+def governance_text(g: dict) -> str:
+    meta = g["metadata"]
+    lines = [
+        f"run {g['run_id']} (tenant {meta['tenant_id']}): {g['total_events']} events "
+        f"from {meta['source_component']} (immutable)"
+    ]
+    lines += [
+        f"  {e['seq']:>3} {e['created_at']} {e['event_type']} {e['entity_type']}/{e['entity_id']} "
+        f"by {e['actor_id']} ({e['actor_authority']}) via {e['source']}"
+        for e in g["events"]
+    ]
+    return "\n".join(lines)
+
+
+async def evidence(ctx: Context, args: argparse.Namespace) -> None:
+    output(args, _read(ctx, run_evidence, args.run_id), evidence_text)
+
+
+async def proof(ctx: Context, args: argparse.Namespace) -> None:
+    output(args, _read(ctx, run_proof, args.run_id), proof_text)
+
+
+async def governance(ctx: Context, args: argparse.Namespace) -> None:
+    output(args, _read(ctx, governance_log, args.run_id), governance_text)
