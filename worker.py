@@ -19,6 +19,7 @@ from db.engine import DatabaseConfigError
 from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
 from runtime.handlers import audit_reactor
+from runtime.process_exit import exit_process
 from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings
 from runtime.stack import open_stack
@@ -83,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -33,6 +33,7 @@ from domain.reconcile_messages import (
 )
 from domain.reconciler import AckRow, ExpectationRow
 from domain.reconciliation import Assessment, Finding, WorkflowState, assess, event_plan
+from observability import metrics
 
 DESCRIBE_CONCURRENCY = 16
 
@@ -118,6 +119,10 @@ class ReconcileActivities:
     ) -> None:
         if not new:
             return
+        kinds = [finding.kind for finding in new]
+        metrics.record_reconciliation(
+            missing=kinds.count("MISSING"), drift=kinds.count("DRIFT"), stale=kinds.count("STALE")
+        )
         now = utcnow()
         for finding in new:
             session.add(

@@ -14,6 +14,7 @@ from api.server import ApiBindError, serving
 from db.engine import DatabaseConfigError
 from observability.setup import ObservabilityConfigError, configure
 from runtime.embedded_temporal import TemporalConfigError
+from runtime.process_exit import exit_process
 from runtime.settings import Settings
 from runtime.stack import open_stack
 from runtime.temporal_client import with_interceptors
@@ -57,4 +58,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -99,7 +99,7 @@ class CandidateFacts(Strict):
     tenant_id: str = Field(default="default", pattern=ID_PATTERN)
     correlation_rule_id: str = Field(min_length=1, max_length=100)
     correlation_rule_version: str = Field(min_length=1, max_length=40)
-    signal_count: int = Field(ge=0)
+    signal_count: int = Field(ge=0, le=1_000_000_000)
     severity: Severity
     service: str = Field(min_length=1, max_length=200)
     source_run_id: str | None = Field(default=None, pattern=ID_PATTERN)

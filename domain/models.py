@@ -20,6 +20,22 @@ from domain.enums import (
 from domain.skill_catalog import UnknownSkillError, validate_skill_input
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+MAX_MONEY = Decimal("1000000000")  # far below what Numeric(18, 6) holds
+MAX_SECONDS = 366 * 24 * 3600
+
+
+def _no_nul(value: Any, where: str = "input") -> None:
+    """PostgreSQL cannot store NUL in text or JSON: refuse it before anything is written."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, where)
+            _no_nul(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{where}.{i}")
 
 
 class Strict(BaseModel):
@@ -34,6 +50,7 @@ class StepSpec(Strict):
 
     @model_validator(mode="after")
     def _input_fits_skill(self) -> "StepSpec":
+        _no_nul(self.input)
         try:
             validate_skill_input(self.skill, self.input)
         except UnknownSkillError as exc:
@@ -50,12 +67,12 @@ class RunOptions(Strict):
 
     observability_mode: ObservabilityMode | None = None
     policy_check_enabled: bool | None = None
-    policy_check_interval_seconds: int | None = Field(default=None, ge=0)
-    policy_check_min_steps: int | None = Field(default=None, ge=1)
-    pause_sla_seconds: int | None = Field(default=None, gt=0)
-    pause_notify_before_seconds: int | None = Field(default=None, ge=0)
+    policy_check_interval_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    policy_check_min_steps: int | None = Field(default=None, ge=1, le=1_000_000)
+    pause_sla_seconds: int | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    pause_notify_before_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     pause_timeout_behavior: PauseTimeoutBehavior | None = None
-    run_timeout_seconds: int | None = Field(default=None, gt=0)
+    run_timeout_seconds: int | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
 
 class RunInput(Strict):
@@ -64,7 +81,7 @@ class RunInput(Strict):
     run_id: str | None = Field(default=None, pattern=ID_PATTERN)
     tenant_id: str = Field(pattern=ID_PATTERN)
     steps: list[StepSpec] = Field(min_length=1, max_length=500)
-    budget: Decimal | None = Field(default=None, ge=0)
+    budget: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY, decimal_places=6)
     options: RunOptions = Field(default_factory=RunOptions)
 
 
@@ -87,6 +104,11 @@ class Actor(Strict):
     id: str = Field(min_length=1, max_length=200)
     authority: Authority
 
+    @model_validator(mode="after")
+    def _printable(self) -> "Actor":
+        _no_nul(self.id, "actor.id")
+        return self
+
 
 class PauseRequest(Strict):
     reason: PauseReason = PauseReason.MANUAL_PAUSE
@@ -100,6 +122,11 @@ class ResumeRequest(Strict):
 class StopRequest(Strict):
     actor: Actor
     reason: str = Field(default="manual stop", max_length=500)
+
+    @model_validator(mode="after")
+    def _printable(self) -> "StopRequest":
+        _no_nul(self.reason, "reason")
+        return self
 
 
 class PauseView(Strict):

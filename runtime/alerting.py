@@ -26,6 +26,7 @@ from domain.alert_fatigue import (
 )
 from domain.enums import Severity
 from domain.ids import derive_id
+from observability import metrics
 from runtime.settings import Settings
 
 
@@ -91,8 +92,10 @@ def raise_alert(
     }
     if decision.send:
         session.add(Alert(**common, title=spec.title, details=spec.details))
+        metrics.record_alert_sent(spec.alert_type)
     else:
         session.add(SuppressedAlert(**common, reason=decision.reason, detail=decision.detail))
+        metrics.record_alert_suppressed(spec.alert_type, decision.reason)
     session.flush()
     return decision
 

@@ -89,8 +89,11 @@ class EmbeddedTemporal:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_file = open(self.data_dir / "temporal-server.log", "ab")  # noqa: SIM115
+        # The Go server reads OTEL_* too and refuses exporters it lacks (e.g. "console").
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         self.process = subprocess.Popen(
             self.command(),
+            env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from activities.ledger import utcnow
 from db.models import EventCursor, EventDelivery, OutboxEvent, ReactorHeartbeat
+from observability import metrics
 from runtime.event_registry import Event, HandlerContext, Handlers
 from runtime.settings import Settings
 
@@ -221,9 +222,11 @@ class Reactor:
     def _deliver(self, event_id: str, handler: str) -> None:
         d = EventDelivery
         mine = (d.event_id == event_id, d.handler == handler, d.lease_owner == self.reactor_id)
+        topic = "unknown"
         try:
             with self.sessions.begin() as session:
                 row = session.get_one(OutboxEvent, event_id)
+                topic = row.topic
                 attempts = session.scalar(select(d.attempts).where(*mine)) or 0
                 now = utcnow()
                 latency = int((now - row.created_at).total_seconds() * 1000)
@@ -246,10 +249,12 @@ class Reactor:
                 )
                 self.handlers.get(handler)(HandlerContext(session, now, attempts + 1), event)
             self.delivered += 1
+            metrics.record_event_delivered(topic)
         except LeaseLost:
             log.info("delivery of %s to %s was taken over", event_id, handler)
         except Exception as exc:  # any handler failure is recorded and retried, never lost
             self.failed += 1
+            metrics.record_event_failed(topic)
             log.warning("handler %s failed on event %s: %s", handler, event_id, exc)
             self._record_failure(event_id, handler, f"{type(exc).__name__}: {exc}")
 

@@ -10,6 +10,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes
@@ -77,10 +78,8 @@ async def start_run(
             result_type=RunResult,
             **options,
         )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            raise RunRequestError(f"run {run_input.run_id} already exists") from None
-        raise
+    except WorkflowAlreadyStartedError:
+        raise RunRequestError(f"run {run_input.run_id} already exists") from None
 
 
 async def running_handle(client: Client, run_id: str) -> WorkflowHandle:

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models import Actor, PauseRequest, PauseView, ResumeRequest, StopRequest
     from domain.outcome import IncidentSpec, Outcome
+    from workflows.errors import describe_validation_error
     from workflows.options import DB_WRITE, MUST_WRITE
 
 if TYPE_CHECKING:
@@ -89,8 +90,6 @@ class RunControl:
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            from workflows.run_workflow import describe_validation_error
-
             self.refusals.append((name, f"malformed: {describe_validation_error(exc)}", None))
             return None
 

@@ -12,12 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.incidents import IncidentActivities
-    from activities.policies import PolicyActivities
     from activities.runs import RunActivities
     from activities.steps import StepActivities
     from activities.traces import TraceActivities
@@ -39,43 +38,19 @@ with workflow.unsafe.imports_passed_through():
         DegradedRequest,
         FinalizeRequest,
         IncidentRequest,
-        RollbackRequest,
-        RunFacts,
+        IncidentResult,
         StepRequest,
         TraceRequest,
         TransitionRequest,
     )
     from domain.models import RunConfig, RunInput, RunResult, RunStatusView
-    from domain.outcome import IncidentSpec, Outcome, after_evaluation
+    from domain.outcome import IncidentSpec, Outcome
     from domain.phases import PhaseInvariantError, check_transition
     from workflows.control import RunControl
-    from workflows.options import COMPENSATION, DB_WRITE, MUST_WRITE, STEP, TRACE_START
-    from workflows.saga import Saga, shielded
-
-
-class GovernanceFailure(Exception):
-    """A governance step failed for a reason other than an activity error."""
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "input"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
-def is_cancellation(exc: BaseException) -> bool:
-    """The workflow was cancelled, seen directly or through a cancelled activity."""
-    while isinstance(exc, ActivityError) and exc.cause is not None:
-        exc = exc.cause
-    return isinstance(exc, asyncio.CancelledError | CancelledError)
-
-
-def root_cause(exc: BaseException) -> str:
-    while isinstance(exc, ActivityError) and exc.cause is not None:
-        exc = exc.cause
-    return str(exc) or type(exc).__name__
+    from workflows.errors import describe_validation_error, is_cancellation, root_cause
+    from workflows.options import MUST_WRITE, STEP, TRACE_START
+    from workflows.run_governance import govern
+    from workflows.saga import shielded
 
 
 @workflow.defn(name="RunWorkflow")
@@ -106,8 +81,8 @@ class RunWorkflow:
         self.cost = Decimal(0)
         self.budget: Decimal | None = self._input.budget if self._input else None
         self._prev_hash = GENESIS_HASH
-        self._traced = False
-        self._skills_used: list[str] = []
+        self.traced = False
+        self.skills_used: list[str] = []
         self._config: RunConfig | None = None
         self._failure_reason: str | None = None
         self.control = RunControl(self)
@@ -203,7 +178,7 @@ class RunWorkflow:
             reason = f"trace start failed (OBSERVABILITY_MODE=STRICT): {trace_error}"
             return await self._fail_early(RunStatus.FAILED, reason, spec)
         events = [("run.started", {"steps": len(inp.steps)})]
-        if self._traced:
+        if self.traced:
             events.append(("trace.started", {}))
         await self.transition(Phase.EXECUTING, RunStatus.RUNNING, events=events)
 
@@ -215,7 +190,7 @@ class RunWorkflow:
         req = TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id)
         try:
             await self.local(TraceActivities.start, req, TRACE_START)
-            self._traced = True
+            self.traced = True
             return None
         except (ActivityError, ApplicationError) as exc:  # a local activity raises the cause
             error = root_cause(exc)
@@ -245,7 +220,7 @@ class RunWorkflow:
                         index=index,
                         skill=step.skill,
                         input=step.input,
-                        traced=self._traced,
+                        traced=self.traced,
                         prev_hash=self._prev_hash,
                     ),
                     **STEP,
@@ -257,7 +232,7 @@ class RunWorkflow:
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
             self.steps_done = index + 1
             self.cost += result.cost
-            self._skills_used.append(step.skill)
+            self.skills_used.append(step.skill)
             if result.hash:
                 self._prev_hash = result.hash
             if not result.ok:
@@ -271,66 +246,24 @@ class RunWorkflow:
         return IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Run failed")
 
     async def _govern_and_finalize(self, outcome: Outcome) -> RunResult:
-        """GOVERNANCE_CHECK as a saga, then FINALIZING; a rollback fails the run."""
+        """GOVERNANCE_CHECK as a saga (workflows.run_governance), then FINALIZING."""
         await self.transition(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
         unexecuted = [contract.record_step(i) for i in range(self.steps_done, self.steps_total)]
-        if unexecuted and self._traced:
+        if unexecuted and self.traced:
             await self.amend("unexecuted-steps", f"not executed: {outcome.reason}", unexecuted)
-        saga = Saga()
-        rollback = RollbackRequest(run_id=self.run_id, tenant_id=self.tenant_id, reason="")
-        policy_outcome = None
-        incident_id = None
-        try:
-            saga.register(
-                "policy evaluation",
-                lambda: self._undo(PolicyActivities.rollback_evaluation, rollback),
-            )
-            evaluation = await self.local(PolicyActivities.evaluate, self._facts(outcome), DB_WRITE)
-            policy_outcome = evaluation.outcome
-            budget_breached = self.budget is not None and self.cost > self.budget
-            outcome = after_evaluation(outcome, evaluation.outcome, budget_breached)
-            if outcome.incident is not None:
-                await self.amend(
-                    "incident", "run outcome calls for an incident", [], [contract.CREATE_INCIDENT]
-                )
-                saga.register("incident", lambda: self._undo(IncidentActivities.rollback, rollback))
-                incident_id = (await self._create_incident(outcome)).incident_id
-            if self._traced:
-                saga.register(
-                    "trace completion",
-                    lambda: self._undo(TraceActivities.revert_completion, rollback),
-                )
-                await self.local(
-                    TraceActivities.complete,
-                    TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id),
-                    DB_WRITE,
-                )
-            check = await self.local(AuditActivities.reconcile_run, self.run_id, DB_WRITE)
-            if check.status != "COMPLETE":
-                found = f"missing={check.missing} drift={check.drift}"
-                raise GovernanceFailure(f"own reconciliation {check.status}: {found}")
-        except BaseException as exc:
-            cancelled = is_cancellation(exc)
-            cause = "workflow cancelled" if cancelled else root_cause(exc)
-            rollback.reason = f"governance rolled back: {cause}"
-            held = await saga.compensate()
-            if cancelled or held:
-                raise asyncio.CancelledError() from None
-            return await self._fail_after_rollback(rollback.reason)
-
+        governed = await govern(self, outcome)
+        if governed.rolled_back:
+            return await self._fail_after_rollback(governed.rolled_back)
         await self.transition(Phase.FINALIZING, RunStatus.RUNNING)
-        events = [("policy.evaluated", {"outcome": policy_outcome})]
-        if incident_id:
-            events.append(("incident.created", {"incident_id": incident_id}))
-        if self._traced:
-            events.append(("trace.completed", {"steps": self.steps_done}))
-        return await self._finalize(outcome, events, incident_id, policy_outcome)
+        events = governed.events(self.traced, self.steps_done)
+        return await self._finalize(
+            governed.outcome, events, governed.incident_id, governed.policy_outcome
+        )
 
-    async def _undo(self, method: Callable[..., Any], req: RollbackRequest) -> None:
-        await self.local(method, req, COMPENSATION)
-
-    async def _create_incident(self, outcome: Outcome):  # noqa: ANN202
+    async def create_incident(self, outcome: Outcome, options: dict[str, Any]) -> IncidentResult:
+        """The incident ``outcome.incident`` describes, linked to this run."""
         spec = outcome.incident
+        assert spec is not None
         return await self.local(
             IncidentActivities.create_for_run,
             IncidentRequest(
@@ -341,38 +274,14 @@ class RunWorkflow:
                 title=f"{spec.title}: run {self.run_id}",
                 description=outcome.reason or spec.title,
             ),
-            DB_WRITE,
-        )
-
-    def _facts(self, outcome: Outcome) -> RunFacts:
-        return RunFacts(
-            run_id=self.run_id,
-            tenant_id=self.tenant_id,
-            status=outcome.status,
-            skills_used=self._skills_used,
-            steps_done=self.steps_done,
-            cost=self.cost,
-            budget=self.budget,
-            failure_reason=outcome.reason,
-            violations=outcome.violations,
+            options,
         )
 
     async def _fail_early(self, status: RunStatus, reason: str, spec: IncidentSpec) -> RunResult:
         """Denied or untraceable (STRICT) run: incident, then FAILED; nothing else was done."""
         await self.amend("fail-early", reason, [], [contract.CREATE_INCIDENT], withdraw_all=True)
         outcome = Outcome(status, reason, spec)
-        incident = await self.local(
-            IncidentActivities.create_for_run,
-            IncidentRequest(
-                run_id=self.run_id,
-                tenant_id=self.tenant_id,
-                category=spec.category,
-                severity=spec.severity,
-                title=f"{spec.title}: run {self.run_id}",
-                description=reason,
-            ),
-            MUST_WRITE,
-        )
+        incident = await self.create_incident(outcome, MUST_WRITE)
         events = [("incident.created", {"incident_id": incident.incident_id})]
         return await self._finalize(outcome, events, incident.incident_id, None)
 

@@ -28,21 +28,22 @@ class Saga:
     """An undo stack of idempotent compensations ("undo if present")."""
 
     def __init__(self) -> None:
-        self._undo: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._undo: list[tuple[str, Callable[[str], Awaitable[Any]]]] = []
 
-    def register(self, name: str, undo: Callable[[], Awaitable[Any]]) -> None:
+    def register(self, name: str, undo: Callable[[str], Awaitable[Any]]) -> None:
+        """``undo(reason)`` must be idempotent: it may find nothing to undo."""
         self._undo.append((name, undo))
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self._undo]
 
-    async def compensate(self) -> bool:
+    async def compensate(self, reason: str) -> bool:
         """Run every compensation in reverse; True if a cancellation was held back."""
         held = False
         for name, undo in reversed(self._undo):
-            workflow.logger.info("compensating %s", name)
-            _, cancelled = await shielded(undo)
+            workflow.logger.info("compensating %s: %s", name, reason)
+            _, cancelled = await shielded(lambda undo=undo: undo(reason))
             held = held or cancelled
         self._undo.clear()
         return held

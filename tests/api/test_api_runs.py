@@ -177,8 +177,16 @@ MALFORMED_RUNS = [
     ({"steps": echo_steps(1), "options": {"pause_sla_seconds": 0}}, "body.options"),
     ({"steps": echo_steps(1), "options": {"run_timeout_seconds": 10**12}}, "body.options"),
     ({"steps": echo_steps(1), "budget": "1e20"}, "body.budget"),
-    ({"steps": [{"skill": "echo", "input": {"text": "a\x00b"}}]}, "body.steps.0.input.text"),
+    ({"steps": [{"skill": "echo", "input": {"text": "a\x00b"}}]}, "body.steps.0"),
 ]
+
+
+async def test_nul_in_a_step_input_names_the_input_field(api, tenant_keys):
+    keys = tenant_keys()
+    body = {"steps": [{"skill": "echo", "input": {"text": "a\x00b"}}]}
+    response = await api.post("/runs", json=body, headers=keys.admin)
+    assert response.status_code == 422
+    assert "input.text: NUL characters are not allowed" in response.json()["error"]
 
 
 @pytest.mark.parametrize(("body", "field"), MALFORMED_RUNS)

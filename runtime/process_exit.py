@@ -1,0 +1,18 @@
+"""Ending a process that used a Temporal client.
+
+The SDK's Rust bridge keeps native threads that can race CPython's finalization and abort
+the process ("Fatal Python error: PyGILState_Release ... finalizing", temporalio/sdk-python
+issue 300). Once everything is flushed and closed, the entry points skip interpreter
+teardown instead: nothing is left to clean up by then.
+"""
+
+import logging
+import os
+import sys
+
+
+def exit_process(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

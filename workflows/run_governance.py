@@ -1,0 +1,104 @@
+"""GOVERNANCE_CHECK of RunWorkflow: the run's governance writes as a saga.
+
+Policy evaluation, the incident the outcome calls for, the trace completion, then the
+run's own reconciliation. Each compensation is registered before its step; on any failure
+or cancellation they run in reverse (workflows.saga), and the caller fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from activities.incidents import IncidentActivities
+    from activities.policies import PolicyActivities
+    from activities.traces import TraceActivities
+    from domain import contract
+    from domain.messages import RollbackRequest, RunFacts, TraceRequest
+    from domain.outcome import Outcome, after_evaluation
+    from workflows.errors import GovernanceFailure, is_cancellation, root_cause
+    from workflows.options import COMPENSATION, DB_WRITE
+    from workflows.saga import Saga
+
+if TYPE_CHECKING:
+    from workflows.run_workflow import RunWorkflow
+
+
+@dataclass
+class Governed:
+    """What governance committed, or why it was rolled back."""
+
+    outcome: Outcome
+    policy_outcome: str | None = None
+    incident_id: str | None = None
+    rolled_back: str | None = None
+
+    def events(self, traced: bool, steps_done: int) -> list[tuple[str, dict[str, Any]]]:
+        """The governance events, written when the run finalizes (never before)."""
+        events = [("policy.evaluated", {"outcome": self.policy_outcome})]
+        if self.incident_id:
+            events.append(("incident.created", {"incident_id": self.incident_id}))
+        if traced:
+            events.append(("trace.completed", {"steps": steps_done}))
+        return events
+
+
+async def govern(wf: RunWorkflow, outcome: Outcome) -> Governed:
+    """Run the saga; re-raises a cancellation after compensating."""
+    saga = Saga()
+    result = Governed(outcome)
+
+    def undo(method: Any) -> Any:
+        async def compensate(reason: str) -> None:
+            req = RollbackRequest(run_id=wf.run_id, tenant_id=wf.tenant_id, reason=reason)
+            await wf.local(method, req, COMPENSATION)
+
+        return compensate
+
+    try:
+        saga.register("policy evaluation", undo(PolicyActivities.rollback_evaluation))
+        evaluation = await wf.local(PolicyActivities.evaluate, facts(wf, outcome), DB_WRITE)
+        result.policy_outcome = evaluation.outcome
+        budget_breached = wf.budget is not None and wf.cost > wf.budget
+        result.outcome = after_evaluation(outcome, evaluation.outcome, budget_breached)
+        if result.outcome.incident is not None:
+            reason = "run outcome calls for an incident"
+            await wf.amend("incident", reason, [], [contract.CREATE_INCIDENT])
+            saga.register("incident", undo(IncidentActivities.rollback))
+            incident = await wf.create_incident(result.outcome, DB_WRITE)
+            result.incident_id = incident.incident_id
+        if wf.traced:
+            saga.register("trace completion", undo(TraceActivities.revert_completion))
+            trace = TraceRequest(run_id=wf.run_id, tenant_id=wf.tenant_id)
+            await wf.local(TraceActivities.complete, trace, DB_WRITE)
+        check = await wf.local(AuditActivities.reconcile_run, wf.run_id, DB_WRITE)
+        if check.status != "COMPLETE":
+            found = f"missing={check.missing} drift={check.drift}"
+            raise GovernanceFailure(f"own reconciliation {check.status}: {found}")
+    except BaseException as exc:
+        cancelled = is_cancellation(exc)
+        cause = "workflow cancelled" if cancelled else root_cause(exc)
+        result.rolled_back = f"governance rolled back: {cause}"
+        held = await saga.compensate(result.rolled_back)
+        if cancelled or held:
+            raise asyncio.CancelledError() from None
+    return result
+
+
+def facts(wf: RunWorkflow, outcome: Outcome) -> RunFacts:
+    return RunFacts(
+        run_id=wf.run_id,
+        tenant_id=wf.tenant_id,
+        status=outcome.status,
+        skills_used=wf.skills_used,
+        steps_done=wf.steps_done,
+        cost=wf.cost,
+        budget=wf.budget,
+        failure_reason=outcome.reason,
+        violations=outcome.violations,
+    )
