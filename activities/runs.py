@@ -1,6 +1,7 @@
 """Runs facade: the run row, its phase transitions, authorization and finalization."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -225,6 +226,11 @@ class RunActivities:
         return committed
 
 
+def plain(amount: Decimal) -> str:
+    """1.000000 → 1, 0.000300 → 0.0003: amounts as people write them."""
+    return format(amount.normalize(), "f")
+
+
 def _decide(session: Session, tenant: Tenant | None, req: AuthorizeRequest) -> AuthorizeResult:
     denied = AuthorizationDecision.DENIED
     if tenant is None:
@@ -260,7 +266,8 @@ def _decide(session: Session, tenant: Tenant | None, req: AuthorizeRequest) -> A
     ):
         return AuthorizeResult(
             decision=denied,
-            reason=f"budget {req.budget} exceeds the tenant's limit {tenant.budget_limit}",
+            reason=f"budget {plain(req.budget)} exceeds the tenant's limit "
+            f"{plain(tenant.budget_limit)}",
             **versions,
         )
     return AuthorizeResult(decision=AuthorizationDecision.ALLOWED, reason="allowed", **versions)

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         AmendContractRequest,
         AuthorizeRequest,
         CreateRunRequest,
+        CreateRunResult,
         DegradedRequest,
         FinalizeRequest,
         IncidentRequest,
@@ -130,11 +131,14 @@ class RunWorkflow:
         inp = self._input
         try:
             return await self._lifecycle(inp)
-        except asyncio.CancelledError:
+        except BaseException as exc:  # a cancellation may surface as a cancelled activity
+            if not is_cancellation(exc):
+                raise
             await self._finish_cancelled()
-            raise
+            raise asyncio.CancelledError() from None
 
-    async def _lifecycle(self, inp: RunInput) -> RunResult:
+    async def _create(self, inp: RunInput) -> CreateRunResult:
+        """The run row and its contract (once: a repeat returns the first result)."""
         created = await self.local(
             RunActivities.create,
             CreateRunRequest(
@@ -147,6 +151,10 @@ class RunWorkflow:
             MUST_WRITE,
         )
         self._config = created.config
+        return created
+
+    async def _lifecycle(self, inp: RunInput) -> RunResult:
+        created = await self._create(inp)
         if self.config.search_attributes:
             workflow.upsert_search_attributes(
                 [search_attributes.TENANT_ID.value_set(self.tenant_id)]
@@ -297,6 +305,8 @@ class RunWorkflow:
         reason = "workflow cancelled"
 
         async def close() -> None:
+            if self._config is None:  # cancelled before the run row was known to exist
+                await self._create(self._input)
             await self.amend("cancelled", reason, [], [], withdraw_all=True)
             await self._finalize(Outcome(RunStatus.CANCELLED, reason), [], None, None)
 

@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from db.models import (
+    AuditExpectation,
     AuditLedgerEntry,
     DomainAck,
     Incident,
@@ -183,3 +184,20 @@ async def test_cancellation_during_governance_compensates(dev_env, settings, ses
     assert_all_rolled_back(sessions, run_id, "cancelled")
     assert rows(sessions, Run, id=run_id)[0].status == "cancelled"
     assert_no_duplicates(sessions, run_id)
+
+
+async def test_cancelled_right_after_start_is_finalized(dev_env, settings, sessions, task_queue,
+                                                        run_id):  # fmt: skip
+    """A cancel that lands before the run row was known still leaves a closed, FAILED run."""
+    tenant = new_tenant(sessions)
+    handle = await start_run(dev_env.client, task_queue, run_id,
+                             {"tenant_id": tenant, "steps": echo_steps(2)})  # fmt: skip
+    await handle.cancel()  # before any worker has picked the run up
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    run = rows(sessions, Run, id=run_id)[0]
+    assert (run.phase, run.status) == ("FAILED", "cancelled")
+    open_expectations = [e for e in rows(sessions, AuditExpectation, run_id=run_id)
+                         if e.acked_at is None and e.withdrawn_at is None]  # fmt: skip
+    assert open_expectations == []

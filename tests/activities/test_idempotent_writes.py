@@ -1,0 +1,83 @@
+"""Every domain write runs once per (workflow id, step key): a retry returns the first result.
+
+Each activity is called twice with the same activity context (as Temporal does on a
+retry whose first completion was lost); the second call writes nothing.
+"""
+
+import dataclasses
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.testing import ActivityEnvironment
+
+from activities.incidents import IncidentActivities
+from activities.policies import PolicyActivities
+from activities.runs import RunActivities
+from activities.traces import TraceActivities
+from db.models import (
+    AuditExpectation,
+    AuditLedgerEntry,
+    DomainAck,
+    IdempotencyRecord,
+    Incident,
+    PolicyEvaluation,
+    Run,
+    Trace,
+)
+from domain.enums import IncidentCategory, RunStatus, Severity
+from domain.messages import CreateRunRequest, IncidentRequest, RunFacts, TraceRequest
+from domain.models import RunOptions, StepSpec
+from tests.helpers import add_rule, new_tenant
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def env_for(run_id: str) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=f"run-{run_id}", attempt=2)
+    return env
+
+
+def totals(sessions) -> dict[str, int]:
+    with sessions() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (
+                Run,
+                AuditExpectation,
+                DomainAck,
+                AuditLedgerEntry,
+                IdempotencyRecord,
+                Incident,
+                PolicyEvaluation,
+                Trace,
+            )  # fmt: skip
+        }
+
+
+def test_each_write_twice_writes_once(sessions, settings):
+    tenant = new_tenant(sessions)
+    add_rule(sessions, tenant, "warn-echo", "SKILL_USED", {"skill": "echo"}, "WARNED")
+    run_id = f"r-{uuid.uuid4().hex[:10]}"
+    env = env_for(run_id)
+    runs = RunActivities(sessions, settings.run_config)
+    calls = [
+        (runs.create, CreateRunRequest(run_id=run_id, tenant_id=tenant,
+                                       steps=[StepSpec(skill="echo", input={"text": "x"})],
+                                       budget=None, options=RunOptions())),
+        (TraceActivities(sessions).start, TraceRequest(run_id=run_id, tenant_id=tenant)),
+        (PolicyActivities(sessions).evaluate, RunFacts(
+            run_id=run_id, tenant_id=tenant, status=RunStatus.SUCCEEDED, skills_used=["echo"],
+            steps_done=1, cost=Decimal("0.0001"), budget=None)),
+        (IncidentActivities(sessions).create_for_run, IncidentRequest(
+            run_id=run_id, tenant_id=tenant, category=IncidentCategory.RUN_FAILURE,
+            severity=Severity.HIGH, title="t", description="d")),
+    ]  # fmt: skip
+    for fn, arg in calls:
+        first = env.run(fn, arg)
+        after_first = totals(sessions)
+        again = env.run(fn, arg)
+        assert again == first, fn
+        assert totals(sessions) == after_first, f"{fn.__name__} wrote again on retry"
