@@ -6,8 +6,6 @@ checkpoint (before each step), where it may write through activities.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -17,13 +15,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities
-    from activities.incidents import IncidentActivities
-    from domain.control import RESUMABLE_BY, check_due, may_resume
+    from domain.control import check_due
     from domain.enums import (
-        Authority,
         IncidentCategory,
         PauseReason,
-        PauseTimeoutBehavior,
         PolicyDecision,
         RunStatus,
         Severity,
@@ -31,9 +26,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.messages import (
         AuthorizeResult,
-        IncidentRequest,
-        PauseRecordRequest,
-        PauseUpdateRequest,
         PolicyCheckRequest,
         RefusalRequest,
     )
@@ -41,29 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.outcome import IncidentSpec, Outcome
     from workflows.errors import describe_validation_error
     from workflows.options import DB_WRITE, MUST_WRITE
+    from workflows.pausing import SYSTEM, Pause, hold
 
 if TYPE_CHECKING:
     from workflows.run_workflow import RunWorkflow
 
-SYSTEM = Actor(id="system:policy-check", authority=Authority.SYSTEM_AUTO)
 TERMINAL_STATUS = {
     ViolationType.MANUAL_STOP: RunStatus.CANCELLED,
     ViolationType.BUDGET_EXCEEDED: RunStatus.FAILED_POLICY,
     ViolationType.TENANT_SUSPENDED: RunStatus.FAILED_POLICY,
 }
-
-
-@dataclass
-class Pause:
-    number: int
-    reason: PauseReason
-    actor: Actor
-    paused_at: datetime
-    sla_deadline: datetime
-    resumable_by: tuple[Authority, ...]
-    behavior: PauseTimeoutBehavior
-    warned: bool = False
-    escalated: bool = False
 
 
 class RunControl:
@@ -83,6 +62,7 @@ class RunControl:
         self._last_check_at: datetime | None = None
         self._steps_since_check = 0
         self._forced = False
+        self._next_baseline: dict[str, Any] | None = None
 
     # ----- signals (validate, record intent, never block) ----------------------------
 
@@ -153,9 +133,9 @@ class RunControl:
 
     async def checkpoint(self, index: int) -> Outcome | None:
         """Before step ``index``: act on signals and policy; may wait while paused."""
-        await self._record_refusals()
+        await self.record_refusals()
         if self.stop is not None:
-            return self._stopped_outcome()
+            return self.stopped_outcome()
         outcome = await self._policy_check(index)
         if outcome is not None:
             return outcome
@@ -163,7 +143,7 @@ class RunControl:
             return await self._hold(self.pending_pause)
         return None
 
-    def _stopped_outcome(self) -> Outcome:
+    def stopped_outcome(self) -> Outcome:
         assert self.stop is not None
         reason = (
             f"stopped by {self.stop.actor.id} ({self.stop.actor.authority}): {self.stop.reason}"
@@ -226,143 +206,27 @@ class RunControl:
             return await self._hold(PauseRequest(reason=PauseReason.POLICY_CHANGE, actor=SYSTEM))
         return None
 
-    # ----- pauses -------------------------------------------------------------------
+    # ----- pauses (workflows.pausing) ---------------------------------------------
 
     async def _hold(self, req: PauseRequest) -> Outcome | None:
-        """Wait while paused: resume, stop, SLA warning, SLA expiry (per timeout behavior)."""
-        config = self.wf.config
         self.pending_pause = None
         self._pauses += 1
-        now = workflow.now()
-        pause = Pause(
-            number=self._pauses,
-            reason=req.reason,
-            actor=req.actor,
-            paused_at=now,
-            sla_deadline=now + timedelta(seconds=config.pause_sla_seconds),
-            resumable_by=RESUMABLE_BY[req.reason],
-            behavior=config.pause_timeout_behavior,
-        )
-        await self._local(
-            ControlActivities.record_pause,
-            PauseRecordRequest(
-                run_id=self.wf.run_id,
-                tenant_id=self.wf.tenant_id,
-                pause_no=pause.number,
-                reason=pause.reason,
-                actor_id=pause.actor.id,
-                authority=pause.actor.authority,
-                paused_at=pause.paused_at,
-                sla_deadline=pause.sla_deadline,
-                resumable_by=list(pause.resumable_by),
-                timeout_behavior=pause.behavior,
-            ),
-        )
-        self.pause = pause
-        self.wf.status = RunStatus.PAUSED
-        self.wf.upsert_status()
-        warn_at = pause.sla_deadline - timedelta(seconds=config.pause_notify_before_seconds)
-        while True:
-            await self._record_refusals()
-            for resume in self._drain_resumes():
-                if may_resume(pause.reason, resume.actor.authority):
-                    return await self._resolve("RESUMED", resume.actor)
-                self._refuse_resume(resume, pause)
-            await self._record_refusals()
-            if self.stop is not None:
-                await self._resolve("STOPPED", self.stop.actor, resume_run=False)
-                return self._stopped_outcome()
-            now = workflow.now()
-            if not pause.warned and now >= warn_at:
-                await self._update("WARNED")
-                pause.warned = True
-            if now >= pause.sla_deadline and not pause.escalated:
-                outcome = await self._expire(pause)
-                if outcome is not False:
-                    return outcome
-            wake = self._next_wake(pause, warn_at)
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: bool(self.resumes) or self.stop is not None or bool(self.refusals),
-                    timeout=None if wake is None else max(wake - workflow.now(), timedelta(0)),
-                )
+        return await hold(self, self._pauses, req)
 
-    @staticmethod
-    def _next_wake(pause: Pause, warn_at: datetime) -> datetime | None:
-        if not pause.warned:
-            return warn_at
-        if not pause.escalated:
-            return pause.sla_deadline
-        return None
+    def has_news(self) -> bool:
+        """Something a paused run must act on arrived."""
+        return bool(self.resumes) or self.stop is not None or bool(self.refusals)
 
-    async def _expire(self, pause: Pause) -> Outcome | None | bool:
-        """SLA expired. Returns an outcome, None (resumed), or False (keep waiting)."""
-        if pause.behavior == PauseTimeoutBehavior.CONTINUE:
-            return await self._resolve("AUTO_RESUMED", SYSTEM)
-        if pause.behavior == PauseTimeoutBehavior.TERMINATE:
-            await self._resolve("TIMED_OUT", SYSTEM, resume_run=False)
-            reason = f"pause ({pause.reason}) not resolved within its SLA"
-            return Outcome(
-                RunStatus.FAILED,
-                reason,
-                IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Pause SLA expired"),
-            )
-        key = f"escalate_pause:{pause.number}"
-        await self.wf.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
-        await self._local(
-            IncidentActivities.create_for_run,
-            IncidentRequest(
-                run_id=self.wf.run_id,
-                tenant_id=self.wf.tenant_id,
-                key=key,
-                category=IncidentCategory.PAUSE_ESCALATION,
-                severity=Severity.HIGH,
-                title=f"Paused run {self.wf.run_id} needs a human",
-                description=f"pause ({pause.reason}) passed its SLA; waiting for "
-                f"{', '.join(pause.resumable_by)}",
-            ),
-        )
-        await self._update("ESCALATED")
-        pause.escalated = True
-        return False
-
-    async def _resolve(self, kind: str, actor: Actor, resume_run: bool = True) -> None:
-        await self._update(kind, actor)
-        self.pause = None
-        if resume_run:
-            if hasattr(self, "_next_baseline"):
-                self._baseline = self._next_baseline
-                del self._next_baseline
-            self.wf.status = RunStatus.RUNNING
-            self.wf.upsert_status()
-        return None
-
-    async def _update(self, kind: str, actor: Actor = SYSTEM) -> None:
-        assert self.pause is not None
-        await self._local(
-            ControlActivities.update_pause,
-            PauseUpdateRequest(
-                run_id=self.wf.run_id,
-                tenant_id=self.wf.tenant_id,
-                pause_no=self.pause.number,
-                kind=kind,
-                actor_id=actor.id,
-                authority=actor.authority,
-            ),
-        )
-
-    def _drain_resumes(self) -> list[ResumeRequest]:
+    def drain_resumes(self) -> list[ResumeRequest]:
         resumes, self.resumes = self.resumes, []
         return resumes
 
-    def _refuse_resume(self, resume: ResumeRequest, pause: Pause) -> None:
-        allowed = ", ".join(pause.resumable_by)
-        reason = (
-            f"{resume.actor.authority} may not resume a {pause.reason} pause (allowed: {allowed})"
-        )
-        self.refusals.append(("resume", reason, resume.actor))
+    def accept_policy_state(self) -> None:
+        """Resuming a policy pause makes the policy state it saw the run's new baseline."""
+        if self._next_baseline is not None:
+            self._baseline, self._next_baseline = self._next_baseline, None
 
-    async def _record_refusals(self) -> None:
+    async def record_refusals(self) -> None:
         while self.refusals:
             signal, reason, actor = self.refusals.pop(0)
             self._refusals_recorded += 1

@@ -1,0 +1,187 @@
+"""A paused run: wait for resume or stop, warn before the SLA, apply its timeout behaviour.
+
+Part of RunWorkflow's control (workflows.control); deterministic workflow code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.control import ControlActivities
+    from activities.incidents import IncidentActivities
+    from domain.control import RESUMABLE_BY, may_resume
+    from domain.enums import (
+        Authority,
+        IncidentCategory,
+        PauseReason,
+        PauseTimeoutBehavior,
+        RunStatus,
+        Severity,
+    )
+    from domain.messages import IncidentRequest, PauseRecordRequest, PauseUpdateRequest
+    from domain.models import Actor, PauseRequest, ResumeRequest
+    from domain.outcome import IncidentSpec, Outcome
+    from workflows.options import MUST_WRITE
+
+if TYPE_CHECKING:
+    from workflows.control import RunControl
+
+SYSTEM = Actor(id="system:policy-check", authority=Authority.SYSTEM_AUTO)
+KEEP_WAITING = object()
+
+
+@dataclass
+class Pause:
+    number: int
+    reason: PauseReason
+    actor: Actor
+    paused_at: datetime
+    sla_deadline: datetime
+    resumable_by: tuple[Authority, ...]
+    behavior: PauseTimeoutBehavior
+    notify_before: timedelta
+    warned: bool = False
+    escalated: bool = False
+
+    @property
+    def warn_at(self) -> datetime:
+        return self.sla_deadline - self.notify_before
+
+    def next_wake(self) -> datetime | None:
+        if not self.warned:
+            return self.warn_at
+        if not self.escalated:
+            return self.sla_deadline
+        return None
+
+
+async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome | None:
+    """Pause the run until it is resumed (None) or must end (an Outcome)."""
+    wf = control.wf
+    config = wf.config
+    now = workflow.now()
+    pause = Pause(
+        number=number,
+        reason=req.reason,
+        actor=req.actor,
+        paused_at=now,
+        sla_deadline=now + timedelta(seconds=config.pause_sla_seconds),
+        resumable_by=RESUMABLE_BY[req.reason],
+        behavior=config.pause_timeout_behavior,
+        notify_before=timedelta(seconds=config.pause_notify_before_seconds),
+    )
+    await _local(
+        ControlActivities.record_pause,
+        PauseRecordRequest(
+            run_id=wf.run_id,
+            tenant_id=wf.tenant_id,
+            pause_no=pause.number,
+            reason=pause.reason,
+            actor_id=pause.actor.id,
+            authority=pause.actor.authority,
+            paused_at=pause.paused_at,
+            sla_deadline=pause.sla_deadline,
+            resumable_by=list(pause.resumable_by),
+            timeout_behavior=pause.behavior,
+        ),
+    )
+    control.pause = pause
+    wf.status = RunStatus.PAUSED
+    wf.upsert_status()
+    while True:
+        await control.record_refusals()
+        for resume in control.drain_resumes():
+            if may_resume(pause.reason, resume.actor.authority):
+                await _resolve(control, pause, "RESUMED", resume.actor)
+                return None
+            _refuse(control, resume, pause)
+        await control.record_refusals()
+        if control.stop is not None:
+            await _resolve(control, pause, "STOPPED", control.stop.actor, resume_run=False)
+            return control.stopped_outcome()
+        now = workflow.now()
+        if not pause.warned and now >= pause.warn_at:
+            await _update(control, pause, "WARNED")
+            pause.warned = True
+        if now >= pause.sla_deadline and not pause.escalated:
+            expired = await _expire(control, pause)
+            if expired is not KEEP_WAITING:
+                return expired
+        wake = pause.next_wake()
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                control.has_news,
+                timeout=None if wake is None else max(wake - workflow.now(), timedelta(0)),
+            )
+
+
+async def _expire(control: RunControl, pause: Pause) -> Any:
+    """SLA expired: an Outcome (TERMINATE), None (CONTINUE) or KEEP_WAITING (ESCALATE)."""
+    wf = control.wf
+    if pause.behavior == PauseTimeoutBehavior.CONTINUE:
+        await _resolve(control, pause, "AUTO_RESUMED", SYSTEM)
+        return None
+    if pause.behavior == PauseTimeoutBehavior.TERMINATE:
+        await _resolve(control, pause, "TIMED_OUT", SYSTEM, resume_run=False)
+        reason = f"pause ({pause.reason}) not resolved within its SLA"
+        spec = IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Pause SLA expired")
+        return Outcome(RunStatus.FAILED, reason, spec)
+    key = f"escalate_pause:{pause.number}"
+    await wf.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
+    await _local(
+        IncidentActivities.create_for_run,
+        IncidentRequest(
+            run_id=wf.run_id,
+            tenant_id=wf.tenant_id,
+            key=key,
+            category=IncidentCategory.PAUSE_ESCALATION,
+            severity=Severity.HIGH,
+            title=f"Paused run {wf.run_id} needs a human",
+            description=f"pause ({pause.reason}) passed its SLA; waiting for "
+            f"{', '.join(pause.resumable_by)}",
+        ),
+    )
+    await _update(control, pause, "ESCALATED")
+    pause.escalated = True
+    return KEEP_WAITING
+
+
+async def _resolve(
+    control: RunControl, pause: Pause, kind: str, actor: Actor, resume_run: bool = True
+) -> None:
+    await _update(control, pause, kind, actor)
+    control.pause = None
+    if resume_run:
+        control.accept_policy_state()
+        control.wf.status = RunStatus.RUNNING
+        control.wf.upsert_status()
+
+
+async def _update(control: RunControl, pause: Pause, kind: str, actor: Actor = SYSTEM) -> None:
+    await _local(
+        ControlActivities.update_pause,
+        PauseUpdateRequest(
+            run_id=control.wf.run_id,
+            tenant_id=control.wf.tenant_id,
+            pause_no=pause.number,
+            kind=kind,
+            actor_id=actor.id,
+            authority=actor.authority,
+        ),
+    )
+
+
+def _refuse(control: RunControl, resume: ResumeRequest, pause: Pause) -> None:
+    allowed = ", ".join(pause.resumable_by)
+    reason = f"{resume.actor.authority} may not resume a {pause.reason} pause (allowed: {allowed})"
+    control.refusals.append(("resume", reason, resume.actor))
+
+
+async def _local(method: Any, arg: Any) -> Any:
+    return await workflow.execute_local_activity_method(method, arg, **MUST_WRITE)
