@@ -4,9 +4,6 @@ and the decision and incident ids in them are the ones the engine derives today.
 Histories: tests/histories/promote_candidate (tests/replay/record_candidate_histories.py).
 """
 
-import json
-from pathlib import Path
-
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
@@ -21,22 +18,20 @@ from domain.candidates import (
     auto_engine_authority,
 )
 from domain.promotion import build_request, decide
-from runtime.worker_factory import workflow_runner
+from tests.replay.recorded import Recorded
+from tests.replay.recorded import replayer as recorded_replayer
 from workflows.promote_candidate import PromoteCandidateWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
-HISTORIES = Path(__file__).resolve().parents[1] / "histories" / "promote_candidate"
-MANIFEST: dict = json.loads((HISTORIES / "scenarios.json").read_text())
+RECORDED = Recorded("promote_candidate")
+MANIFEST: dict = RECORDED.manifest
 SUCCEEDED = sorted(n for n, s in MANIFEST.items() if not s["outcome"]["failed"])
 FAILED = sorted(n for n, s in MANIFEST.items() if s["outcome"]["failed"])
 CONVERTER = pydantic_data_converter.payload_converter
 
 
-def history(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(
-        MANIFEST[name]["workflow_id"], (HISTORIES / f"{name}.json").read_text()
-    )
+history = RECORDED.history
 
 
 def attributes(hist: WorkflowHistory, field: str):  # noqa: ANN201 - a protobuf message
@@ -45,11 +40,7 @@ def attributes(hist: WorkflowHistory, field: str):  # noqa: ANN201 - a protobuf 
 
 
 def replayer(workflow_class: type = PromoteCandidateWorkflow, runner=None) -> Replayer:  # noqa: ANN001
-    return Replayer(
-        workflows=[workflow_class],
-        workflow_runner=runner or workflow_runner(),
-        data_converter=pydantic_data_converter,
-    )
+    return recorded_replayer(workflow_class, runner)
 
 
 def test_every_outcome_has_a_recorded_history():

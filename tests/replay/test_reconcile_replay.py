@@ -5,40 +5,31 @@ Histories: tests/histories/reconcile (tests/replay/record_reconcile_history.py).
 the Schedule, which reads the first run's result (its ack watermark).
 """
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
-from runtime.worker_factory import workflow_runner
+from tests.replay.recorded import Recorded
+from tests.replay.recorded import replayer as recorded_replayer
 from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
-HISTORIES = Path(__file__).resolve().parents[1] / "histories" / "reconcile"
-MANIFEST: dict = json.loads((HISTORIES / "scenarios.json").read_text())
+RECORDED = Recorded("reconcile")
+MANIFEST: dict = RECORDED.manifest
 
 
-def history(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(
-        MANIFEST[name]["workflow_id"], (HISTORIES / f"{name}.json").read_text()
-    )
+history = RECORDED.history
 
 
-def replayer(workflow_class: type = ReconcileWorkflow) -> Replayer:
-    return Replayer(
-        workflows=[workflow_class],
-        workflow_runner=workflow_runner(),
-        data_converter=pydantic_data_converter,
-    )
+def replayer(workflow_class: type = ReconcileWorkflow, runner=None) -> Replayer:  # noqa: ANN001
+    return recorded_replayer(workflow_class, runner)
 
 
 def activity_types(hist: WorkflowHistory) -> list[str]:
