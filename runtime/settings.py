@@ -49,6 +49,33 @@ class Settings(BaseSettings):
         default=True, description="mirror TenantId/RunPhase/RunStatus (off: server lacks them)"
     )
 
+    # HTTP API (api/): served beside the worker by `python worker.py`, or alone by
+    # `python -m api`. HTTP_ENABLED=false keeps the worker without it.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    http_enabled: bool = True
+
+    # Reconciliation, events and alerts (runtime.schedules, runtime.reactor, runtime.alerting).
+    reconcile_interval_seconds: int = Field(default=60, ge=1)
+    reconcile_page_size: int = Field(default=500, ge=1, le=5000)
+    reconcile_ack_lookback_seconds: int = Field(default=3600, ge=0)
+    reconcile_schedule_enabled: bool = True
+    dedup_window_seconds: int = Field(default=60, ge=0)
+    max_alerts_per_tenant_per_hour: int = Field(default=100, ge=0)
+    alert_domain_cooldowns: dict[str, int] = Field(default_factory=dict)
+    alert_fatigue_enabled: bool = True
+    audit_alerts_enabled: bool = True
+    event_reactor_enabled: bool = True
+    reactor_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    reactor_batch_size: int = Field(default=100, ge=1)
+    reactor_retry_base_seconds: float = Field(default=1.0, gt=0)
+    reactor_retry_max_seconds: float = Field(default=300.0, gt=0)
+    reactor_lease_seconds: float = Field(default=60.0, gt=0)
+    reactor_sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    reactor_sweep_overlap_seconds: float = Field(default=300.0, ge=0)
+    reactor_heartbeat_interval_seconds: float = Field(default=30.0, gt=0)
+    reactor_heartbeat_miss_threshold: int = Field(default=3, ge=1)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -82,30 +109,3 @@ class Settings(BaseSettings):
             finalize_grace_seconds=self.finalize_grace_seconds,
             search_attributes=self.search_attributes_enabled,
         )
-
-    # HTTP API (api/): served beside the worker by `python worker.py`, or alone by
-    # `python -m api`. HTTP_ENABLED=false keeps the worker without it.
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=0, le=65535)
-    http_enabled: bool = True
-
-    # Reconciliation, events and alerts (runtime.schedules, runtime.reactor, runtime.alerting).
-    reconcile_interval_seconds: int = Field(default=60, ge=1)
-    reconcile_page_size: int = Field(default=500, ge=1, le=5000)
-    reconcile_ack_lookback_seconds: int = Field(default=3600, ge=0)
-    reconcile_schedule_enabled: bool = True
-    dedup_window_seconds: int = Field(default=60, ge=0)
-    max_alerts_per_tenant_per_hour: int = Field(default=100, ge=0)
-    alert_domain_cooldowns: dict[str, int] = Field(default_factory=dict)
-    alert_fatigue_enabled: bool = True
-    audit_alerts_enabled: bool = True
-    event_reactor_enabled: bool = True
-    reactor_poll_interval_seconds: float = Field(default=0.5, gt=0)
-    reactor_batch_size: int = Field(default=100, ge=1)
-    reactor_retry_base_seconds: float = Field(default=1.0, gt=0)
-    reactor_retry_max_seconds: float = Field(default=300.0, gt=0)
-    reactor_lease_seconds: float = Field(default=60.0, gt=0)
-    reactor_sweep_interval_seconds: float = Field(default=30.0, gt=0)
-    reactor_sweep_overlap_seconds: float = Field(default=300.0, ge=0)
-    reactor_heartbeat_interval_seconds: float = Field(default=30.0, gt=0)
-    reactor_heartbeat_miss_threshold: int = Field(default=3, ge=1)
