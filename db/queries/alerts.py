@@ -8,50 +8,41 @@ from sqlalchemy.orm import Session
 from db.models import Alert, ReconciliationFinding, SuppressedAlert
 
 
+def _newest(session: Session, model: type, tenant_id: str | None, limit: int) -> list[Any]:
+    stmt = select(model).order_by(model.created_at.desc(), model.id).limit(limit)
+    if tenant_id is not None:
+        stmt = stmt.where(model.tenant_id == tenant_id)
+    return list(session.scalars(stmt))
+
+
+def _common(a: Alert | SuppressedAlert) -> dict[str, Any]:
+    """The fields an alert and a suppressed alert share."""
+    return {
+        "id": a.id,
+        "tenant_id": a.tenant_id,
+        "alert_type": a.alert_type,
+        "severity": a.severity,
+        "domain": a.domain,
+        "run_id": a.run_id,
+        "dedup_key": a.dedup_key,
+        "source_event_id": a.source_event_id,
+        "created_at": a.created_at.isoformat(),
+    }
+
+
 def list_alerts(session: Session, tenant_id: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` alerts, of one tenant or of all."""
-    stmt = select(Alert).order_by(Alert.created_at.desc(), Alert.id).limit(limit)
-    if tenant_id is not None:
-        stmt = stmt.where(Alert.tenant_id == tenant_id)
     return [
-        {
-            "id": a.id,
-            "tenant_id": a.tenant_id,
-            "alert_type": a.alert_type,
-            "severity": a.severity,
-            "domain": a.domain,
-            "run_id": a.run_id,
-            "title": a.title,
-            "dedup_key": a.dedup_key,
-            "details": a.details,
-            "source_event_id": a.source_event_id,
-            "created_at": a.created_at.isoformat(),
-        }
-        for a in session.scalars(stmt)
+        {**_common(a), "title": a.title, "details": a.details}
+        for a in _newest(session, Alert, tenant_id, limit)
     ]
 
 
 def list_suppressed(session: Session, tenant_id: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` suppressed alerts with the reason each was held back."""
-    s = SuppressedAlert
-    stmt = select(s).order_by(s.created_at.desc(), s.id).limit(limit)
-    if tenant_id is not None:
-        stmt = stmt.where(s.tenant_id == tenant_id)
     return [
-        {
-            "id": a.id,
-            "tenant_id": a.tenant_id,
-            "alert_type": a.alert_type,
-            "severity": a.severity,
-            "domain": a.domain,
-            "run_id": a.run_id,
-            "reason": a.reason,
-            "detail": a.detail,
-            "dedup_key": a.dedup_key,
-            "source_event_id": a.source_event_id,
-            "created_at": a.created_at.isoformat(),
-        }
-        for a in session.scalars(stmt)
+        {**_common(a), "reason": a.reason, "detail": a.detail}
+        for a in _newest(session, SuppressedAlert, tenant_id, limit)
     ]
 
 
