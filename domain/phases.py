@@ -22,8 +22,6 @@ ALLOWED_STATUSES: dict[Phase, frozenset[RunStatus]] = {
     Phase.FAILED: frozenset({RunStatus.FAILED, RunStatus.FAILED_POLICY, RunStatus.CANCELLED}),
 }
 
-TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED})
-
 
 class PhaseInvariantError(ValueError):
     """A transition or a (phase, status) pair that the contract forbids."""

@@ -82,5 +82,4 @@ def reconcile_before_finalize(
     expectations: list[ExpectationRow], acks: list[AckRow], now: datetime
 ) -> Reconciliation:
     """A run's own check before it finalizes: finalize_run is the one ack it cannot have yet."""
-    result = reconcile(expectations, [*acks, AckRow(*FINALIZE_RUN)], now)
-    return result
+    return reconcile(expectations, [*acks, AckRow(*FINALIZE_RUN)], now)

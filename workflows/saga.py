@@ -34,10 +34,6 @@ class Saga:
         """``undo(reason)`` must be idempotent: it may find nothing to undo."""
         self._undo.append((name, undo))
 
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self._undo]
-
     async def compensate(self, reason: str) -> bool:
         """Run every compensation in reverse; True if a cancellation was held back."""
         held = False
