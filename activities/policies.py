@@ -5,11 +5,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from activities.ledger import ack, audit_entry, run_once, utcnow
+from activities.runs import commit_transition
 from db.models import LimitBreach, PolicyEvaluation, PolicyRule, PreventionRecord
 from domain import contract
 from domain.enums import AckStatus, RecordStatus, RuleKind
 from domain.ids import derive_id
-from domain.messages import Done, EvaluationResult, RollbackRequest, RunFacts
+from domain.messages import Done, EvaluateRequest, EvaluationResult, RollbackRequest
 from domain.policy_rules import Rule, evaluate
 
 
@@ -33,11 +34,15 @@ class PolicyActivities:
         self.sessions = sessions
 
     @activity.defn(name="policies.evaluate")
-    def evaluate(self, facts: RunFacts) -> EvaluationResult:
-        """One evaluation row, a prevention record per match, a breach per limit passed."""
+    def evaluate(self, req: EvaluateRequest) -> EvaluationResult:
+        """One evaluation row, a prevention record per match, a breach per limit passed;
+        ``req.enter`` (GOVERNANCE_CHECK) commits with them."""
+        facts = req.facts
 
         def write(session: Session) -> EvaluationResult:
             now = utcnow()
+            if req.enter is not None:
+                commit_transition(session, req.enter)
             found = evaluate(
                 cost=facts.cost,
                 steps_done=facts.steps_done,

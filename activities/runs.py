@@ -1,6 +1,10 @@
-"""Runs facade: the run row, its phase transitions, authorization and finalization."""
+"""Runs facade: the run row, its phase transitions, authorization and finalization.
 
-from datetime import timedelta
+A phase change commits with the write it precedes wherever there is one (runs.open,
+traces.start, policies.evaluate, runs.finalize): one transaction instead of two.
+"""
+
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -20,14 +24,13 @@ from domain.enums import (
 )
 from domain.ids import derive_id, run_workflow_id
 from domain.messages import (
-    AuthorizeRequest,
     AuthorizeResult,
-    CreateRunRequest,
-    CreateRunResult,
     DegradedRequest,
     Done,
     FinalizeRequest,
     FinalizeResult,
+    OpenRunRequest,
+    OpenRunResult,
     TransitionRequest,
 )
 from domain.models import RunConfig, RunOptions
@@ -47,96 +50,21 @@ class RunActivities:
         self.sessions = sessions
         self.resolve_config = resolve_config
 
-    @activity.defn(name="runs.create")
-    def create(self, req: CreateRunRequest) -> CreateRunResult:
-        """Insert the run (CREATED, queued) and declare its audit expectations at T0."""
+    @activity.defn(name="runs.open")
+    def open(self, req: OpenRunRequest) -> OpenRunResult:
+        """Insert the run, declare its audit expectations at T0 and authorize it; an allowed
+        run enters AUTHORIZED in the same commit (``req.authorized``)."""
 
-        def write(session: Session) -> CreateRunResult:
+        def write(session: Session) -> OpenRunResult:
             now = utcnow()
             config: RunConfig = self.resolve_config(req.options or RunOptions())
-            session.add(
-                Run(
-                    id=req.run_id,
-                    tenant_id=req.tenant_id,
-                    workflow_id=run_workflow_id(req.run_id),
-                    phase=Phase.CREATED,
-                    status=RunStatus.QUEUED,
-                    steps_total=len(req.steps),
-                    budget=req.budget,
-                    config=config.model_dump(mode="json"),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            session.flush()
-            session.add(_transition_row(req.run_id, 0, None, Phase.CREATED, RunStatus.QUEUED, now))
-            expectations = contract.declare(
-                len(req.steps),
-                now,
-                timedelta(seconds=config.run_timeout_seconds),
-                timedelta(seconds=config.finalize_grace_seconds),
-            )
-            for exp in expectations:
-                session.add(
-                    AuditExpectation(
-                        id=derive_id(req.run_id, "expectation", exp.domain, exp.action),
-                        run_id=req.run_id,
-                        tenant_id=req.tenant_id,
-                        domain=exp.domain,
-                        action=exp.action,
-                        deadline=exp.deadline,
-                        created_at=now,
-                    )
-                )
-            audit_entry(
-                session,
-                key=f"{req.run_id}/created",
-                tenant_id=req.tenant_id,
-                event_type="RUN_CREATED",
-                entity_type="run",
-                entity_id=req.run_id,
-                after_state={"run_id": req.run_id, "phase": Phase.CREATED, "steps": len(req.steps)},
-            )
-            return CreateRunResult(config=config, started_at=now)
+            _insert_run(session, req, config, now)
+            authorization = _authorize(session, req)
+            if authorization.decision == AuthorizationDecision.ALLOWED:
+                commit_transition(session, req.authorized)
+            return OpenRunResult(config=config, started_at=now, authorization=authorization)
 
-        return run_once(self.sessions, "runs.create", CreateRunResult, write)
-
-    @activity.defn(name="runs.authorize")
-    def authorize(self, req: AuthorizeRequest) -> AuthorizeResult:
-        """Tenant known and active, every skill allowed, budget within the tenant's limit."""
-
-        def write(session: Session) -> AuthorizeResult:
-            tenant = session.get(Tenant, req.tenant_id)
-            result = _decide(session, tenant, req)
-            run = session.get_one(Run, req.run_id)
-            run.authorization_decision = result.decision
-            run.authorization_reason = result.reason
-            run.limits_version_at_start = result.limits_version
-            run.policy_version_at_start = result.policy_version
-            if run.budget is None and result.budget_limit is not None:
-                run.budget = result.budget_limit
-            run.updated_at = utcnow()
-            ack(
-                session,
-                run_id=req.run_id,
-                tenant_id=req.tenant_id,
-                domain=contract.AUTHORIZE[0],
-                action=contract.AUTHORIZE[1],
-                result_id=result.decision,
-                details={"reason": result.reason},
-            )
-            audit_entry(
-                session,
-                key=f"{req.run_id}/authorization",
-                tenant_id=req.tenant_id,
-                event_type="RUN_AUTHORIZATION",
-                entity_type="run",
-                entity_id=req.run_id,
-                after_state={"run_id": req.run_id, **result.model_dump(mode="json")},
-            )
-            return result
-
-        return run_once(self.sessions, "runs.authorize", AuthorizeResult, write)
+        return run_once(self.sessions, "runs.open", OpenRunResult, write)
 
     @activity.defn(name="runs.mark_degraded")
     def mark_degraded(self, req: DegradedRequest) -> None:
@@ -156,16 +84,7 @@ class RunActivities:
         """Persist one phase change (run row + transition row), once per sequence number."""
 
         def write(session: Session) -> Done:
-            run = _apply_transition(session, req.run_id, req, None)
-            for topic, payload in req.events:
-                emit(
-                    session,
-                    key=f"{req.run_id}/transition/{req.seq}",
-                    topic=topic,
-                    tenant_id=run.tenant_id,
-                    run_id=req.run_id,
-                    payload=payload,
-                )
+            commit_transition(session, req)
             return Done()
 
         run_once(self.sessions, f"runs.transition:{req.seq}", Done, write)
@@ -176,6 +95,8 @@ class RunActivities:
 
         def write(session: Session) -> FinalizeResult:
             now = utcnow()
+            if req.enter is not None:
+                commit_transition(session, req.enter)
             run = _apply_transition(session, req.run_id, req, req.reason)
             run.finalized_at = now
             run.failure_reason = req.reason if req.to_phase == Phase.FAILED else None
@@ -231,7 +152,101 @@ def plain(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def _decide(session: Session, tenant: Tenant | None, req: AuthorizeRequest) -> AuthorizeResult:
+def commit_transition(session: Session, req: TransitionRequest) -> None:
+    """Persist one phase change (run row, transition row, its events) in the caller's
+    transaction: alone in runs.transition, or with the write it precedes."""
+    run = _apply_transition(session, req.run_id, req, None)
+    for topic, payload in req.events:
+        emit(
+            session,
+            key=f"{req.run_id}/transition/{req.seq}",
+            topic=topic,
+            tenant_id=run.tenant_id,
+            run_id=req.run_id,
+            payload=payload,
+        )
+
+
+def _insert_run(session: Session, req: OpenRunRequest, config: RunConfig, now: datetime) -> None:
+    """The run (CREATED, queued), its first transition row and its expectations at T0."""
+    session.add(
+        Run(
+            id=req.run_id,
+            tenant_id=req.tenant_id,
+            workflow_id=run_workflow_id(req.run_id),
+            phase=Phase.CREATED,
+            status=RunStatus.QUEUED,
+            steps_total=len(req.steps),
+            budget=req.budget,
+            config=config.model_dump(mode="json"),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    session.add(_transition_row(req.run_id, 0, None, Phase.CREATED, RunStatus.QUEUED, now))
+    expectations = contract.declare(
+        len(req.steps),
+        now,
+        timedelta(seconds=config.run_timeout_seconds),
+        timedelta(seconds=config.finalize_grace_seconds),
+    )
+    for exp in expectations:
+        session.add(
+            AuditExpectation(
+                id=derive_id(req.run_id, "expectation", exp.domain, exp.action),
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                domain=exp.domain,
+                action=exp.action,
+                deadline=exp.deadline,
+                created_at=now,
+            )
+        )
+    audit_entry(
+        session,
+        key=f"{req.run_id}/created",
+        tenant_id=req.tenant_id,
+        event_type="RUN_CREATED",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={"run_id": req.run_id, "phase": Phase.CREATED, "steps": len(req.steps)},
+    )
+
+
+def _authorize(session: Session, req: OpenRunRequest) -> AuthorizeResult:
+    """Tenant known and active, every skill allowed, budget within the tenant's limit."""
+    result = _decide(session, session.get(Tenant, req.tenant_id), req)
+    run = session.get_one(Run, req.run_id)
+    run.authorization_decision = result.decision
+    run.authorization_reason = result.reason
+    run.limits_version_at_start = result.limits_version
+    run.policy_version_at_start = result.policy_version
+    if run.budget is None and result.budget_limit is not None:
+        run.budget = result.budget_limit
+    run.updated_at = utcnow()
+    ack(
+        session,
+        run_id=req.run_id,
+        tenant_id=req.tenant_id,
+        domain=contract.AUTHORIZE[0],
+        action=contract.AUTHORIZE[1],
+        result_id=result.decision,
+        details={"reason": result.reason},
+    )
+    audit_entry(
+        session,
+        key=f"{req.run_id}/authorization",
+        tenant_id=req.tenant_id,
+        event_type="RUN_AUTHORIZATION",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={"run_id": req.run_id, **result.model_dump(mode="json")},
+    )
+    return result
+
+
+def _decide(session: Session, tenant: Tenant | None, req: OpenRunRequest) -> AuthorizeResult:
     denied = AuthorizationDecision.DENIED
     if tenant is None:
         return AuthorizeResult(decision=denied, reason=f"tenant {req.tenant_id!r} is unknown")
@@ -252,7 +267,7 @@ def _decide(session: Session, tenant: Tenant | None, req: AuthorizeRequest) -> A
             decision=denied, reason=f"tenant {tenant.id!r} is {tenant.status}", **versions
         )
     if tenant.allowed_skills is not None:
-        refused = sorted(set(req.skills) - set(tenant.allowed_skills))
+        refused = sorted({s.skill for s in req.steps} - set(tenant.allowed_skills))
         if refused:
             return AuthorizeResult(
                 decision=denied,
@@ -287,8 +302,12 @@ def _transition_row(run_id, seq, from_phase, to_phase, status, at, reason=None):
 
 
 def _apply_transition(session: Session, run_id: str, req, reason: str | None) -> Run:  # noqa: ANN001
+    """Move the run to ``req.to_phase`` and log it; a change already logged is kept as is
+    (it committed with an earlier write whose completion the workflow did not see)."""
     now = utcnow()
     run = session.get_one(Run, run_id)
+    if session.get(RunPhaseTransition, derive_id(run_id, "transition", req.seq)) is not None:
+        return run
     run.phase = req.to_phase
     run.status = req.status
     if req.steps_done is not None:

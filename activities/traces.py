@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from activities.ledger import ack, audit_entry, run_once, utcnow
+from activities.runs import commit_transition
 from db.models import Trace, TraceStep
 from domain import contract
 from domain.enums import AckStatus, TraceStatus
@@ -25,6 +26,8 @@ class TraceActivities:
 
     @activity.defn(name="traces.start")
     def start(self, req: TraceRequest) -> TraceStarted:
+        """The trace row and its ack; ``req.enter`` (EXECUTING) commits with them."""
+
         def write(session: Session) -> TraceStarted:
             trace_id = trace_id_for(req.run_id)
             session.add(
@@ -44,6 +47,8 @@ class TraceActivities:
                 action=contract.START_TRACE[1],
                 result_id=trace_id,
             )
+            if req.enter is not None:
+                commit_transition(session, req.enter)
             return TraceStarted(trace_id=trace_id)
 
         return run_once(self.sessions, "traces.start", TraceStarted, write)

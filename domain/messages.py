@@ -26,24 +26,29 @@ class Done(Strict):
     """Result of a write that returns nothing but must be remembered by the ledger."""
 
 
-class CreateRunRequest(Strict):
+class TransitionRequest(Strict):
+    """One phase change; committed alone (runs.transition) or with the write it precedes."""
+
+    run_id: str
+    seq: int
+    from_phase: Phase
+    to_phase: Phase
+    status: RunStatus
+    reason: str | None = None
+    steps_done: int | None = None
+    cost: Decimal | None = None
+    events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+
+class OpenRunRequest(Strict):
+    """Create, declare the contract, authorize, and enter AUTHORIZED if allowed: one commit."""
+
     run_id: str
     tenant_id: str
     steps: list[StepSpec]
     budget: Decimal | None
     options: RunOptions
-
-
-class CreateRunResult(Strict):
-    config: RunConfig
-    started_at: datetime
-
-
-class AuthorizeRequest(Strict):
-    run_id: str
-    tenant_id: str
-    skills: list[str]
-    budget: Decimal | None
+    authorized: TransitionRequest
 
 
 class AuthorizeResult(Strict):
@@ -55,16 +60,10 @@ class AuthorizeResult(Strict):
     enabled_rule_ids: list[str] = Field(default_factory=list)
 
 
-class TransitionRequest(Strict):
-    run_id: str
-    seq: int
-    from_phase: Phase
-    to_phase: Phase
-    status: RunStatus
-    reason: str | None = None
-    steps_done: int | None = None
-    cost: Decimal | None = None
-    events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+class OpenRunResult(Strict):
+    config: RunConfig
+    started_at: datetime
+    authorization: AuthorizeResult
 
 
 class AmendContractRequest(Strict):
@@ -88,6 +87,7 @@ class DegradedRequest(Strict):
 class TraceRequest(Strict):
     run_id: str
     tenant_id: str
+    enter: TransitionRequest | None = None  # the phase change committed with this write
 
 
 class TraceStarted(Strict):
@@ -130,6 +130,11 @@ class RunFacts(Strict):
     budget: Decimal | None
     failure_reason: str | None = None
     violations: list[str] = Field(default_factory=list)
+
+
+class EvaluateRequest(Strict):
+    facts: RunFacts
+    enter: TransitionRequest | None = None  # the phase change committed with this write
 
 
 class EvaluationResult(Strict):
@@ -176,6 +181,7 @@ class FinalizeRequest(Strict):
     steps_done: int
     cost: Decimal
     events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+    enter: TransitionRequest | None = None  # a phase change committed just before (FINALIZING)
 
 
 class FinalizeResult(Strict):

@@ -64,8 +64,7 @@ def build_activities(
     candidates = CandidateActivities(sessions)
     reconcile = ReconcileActivities(sessions)
     return [
-        runs.create,
-        runs.authorize,
+        runs.open,
         runs.transition,
         runs.finalize,
         runs.mark_degraded,

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from db.models import AuditExpectation, DomainAck, Run
+from db.models import AuditExpectation, Run
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary, RunReport
 from runtime.settings import Settings
 from runtime.worker_factory import build_activities
@@ -81,12 +81,6 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await asyncio.sleep(0.1)
-
-
-def ack_count(sessions: sessionmaker[Session], run_id: str) -> int:
-    with sessions() as session:
-        stmt = select(func.count()).select_from(DomainAck).where(DomainAck.run_id == run_id)
-        return session.scalar(stmt) or 0
 
 
 def run_phase(sessions: sessionmaker[Session], run_id: str) -> str | None:

@@ -1,8 +1,9 @@
 """GOVERNANCE_CHECK of RunWorkflow: the run's governance writes as a saga.
 
-Policy evaluation, the incident the outcome calls for, the trace completion, then the
-run's own reconciliation. Each compensation is registered before its step; on any failure
-or cancellation they run in reverse (workflows.saga), and the caller fails the run.
+Policy evaluation (which commits the GOVERNANCE_CHECK phase with it), the incident the
+outcome calls for, the trace completion, then the run's own reconciliation. Each
+compensation is registered before its step; on any failure or cancellation they run in
+reverse (workflows.saga), and the caller fails the run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.policies import PolicyActivities
     from activities.traces import TraceActivities
     from domain import contract
-    from domain.messages import RollbackRequest, RunFacts, TraceRequest
+    from domain.enums import Phase, RunStatus
+    from domain.messages import EvaluateRequest, RollbackRequest, RunFacts, TraceRequest
     from domain.outcome import Outcome, after_evaluation
     from workflows.errors import GovernanceFailure, is_cancellation, root_cause
     from workflows.options import COMPENSATION, DB_WRITE
@@ -62,7 +64,10 @@ async def govern(wf: RunWorkflow, outcome: Outcome) -> Governed:
 
     try:
         saga.register("policy evaluation", undo(PolicyActivities.rollback_evaluation))
-        evaluation = await wf.local(PolicyActivities.evaluate, facts(wf, outcome), DB_WRITE)
+        governing = wf.phase_change(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
+        request = EvaluateRequest(facts=facts(wf, outcome), enter=governing)
+        evaluation = await wf.local(PolicyActivities.evaluate, request, DB_WRITE)
+        wf.entered(governing)
         result.policy_outcome = evaluation.outcome
         budget_breached = wf.budget is not None and wf.cost > wf.budget
         result.outcome = after_evaluation(outcome, evaluation.outcome, budget_breached)

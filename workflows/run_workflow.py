@@ -33,13 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import run_id_from_workflow_id
     from domain.messages import (
         AmendContractRequest,
-        AuthorizeRequest,
-        CreateRunRequest,
-        CreateRunResult,
         DegradedRequest,
         FinalizeRequest,
         IncidentRequest,
         IncidentResult,
+        OpenRunRequest,
+        OpenRunResult,
         StepRequest,
         TraceRequest,
         TransitionRequest,
@@ -137,39 +136,31 @@ class RunWorkflow:
             await self._finish_cancelled()
             raise asyncio.CancelledError() from None
 
-    async def _create(self, inp: RunInput) -> CreateRunResult:
-        """The run row and its contract (once: a repeat returns the first result)."""
-        created = await self.local(
-            RunActivities.create,
-            CreateRunRequest(
+    async def _open(self, inp: RunInput) -> OpenRunResult:
+        """Run row, contract and authorization in one write (once: a repeat returns the
+        first result); an allowed run is AUTHORIZED when it returns."""
+        authorized = self.phase_change(Phase.AUTHORIZED, RunStatus.QUEUED)
+        opened = await self.local(
+            RunActivities.open,
+            OpenRunRequest(
                 run_id=self.run_id,
                 tenant_id=self.tenant_id,
                 steps=inp.steps,
                 budget=inp.budget,
                 options=inp.options,
+                authorized=authorized,
             ),
             MUST_WRITE,
         )
-        self._config = created.config
-        return created
+        self._config = opened.config
+        if opened.authorization.decision == AuthorizationDecision.ALLOWED:
+            self.entered(authorized)
+        return opened
 
     async def _lifecycle(self, inp: RunInput) -> RunResult:
-        created = await self._create(inp)
-        if self.config.search_attributes:
-            workflow.upsert_search_attributes(
-                [search_attributes.TENANT_ID.value_set(self.tenant_id)]
-            )
-            self.upsert_status()
-        auth = await self.local(
-            RunActivities.authorize,
-            AuthorizeRequest(
-                run_id=self.run_id,
-                tenant_id=self.tenant_id,
-                skills=sorted({s.skill for s in inp.steps}),
-                budget=inp.budget,
-            ),
-            MUST_WRITE,
-        )
+        opened = await self._open(inp)
+        self._mirror_tenant()
+        auth = opened.authorization
         if auth.decision == AuthorizationDecision.DENIED:
             spec = IncidentSpec(
                 IncidentCategory.AUTHORIZATION_DENIED, Severity.MEDIUM, "Run not authorized"
@@ -177,28 +168,33 @@ class RunWorkflow:
             return await self._fail_early(RunStatus.FAILED_POLICY, auth.reason, spec)
         if self.budget is None:
             self.budget = auth.budget_limit
-        self.control.start(created.started_at, auth)
-        await self.transition(Phase.AUTHORIZED, RunStatus.QUEUED)
+        self.control.start(opened.started_at, auth)
 
-        trace_error = await self._start_trace()
-        if trace_error is not None and self.config.observability_mode == ObservabilityMode.STRICT:
-            spec = IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Trace unavailable")
-            reason = f"trace start failed (OBSERVABILITY_MODE=STRICT): {trace_error}"
-            return await self._fail_early(RunStatus.FAILED, reason, spec)
-        events = [("run.started", {"steps": len(inp.steps)})]
-        if self.traced:
-            events.append(("trace.started", {}))
-        await self.transition(Phase.EXECUTING, RunStatus.RUNNING, events=events)
+        started = [("run.started", {"steps": len(inp.steps)})]
+        trace_error = await self._start_trace(started)
+        if trace_error is not None:
+            if self.config.observability_mode == ObservabilityMode.STRICT:
+                spec = IncidentSpec(
+                    IncidentCategory.RUN_FAILURE, Severity.HIGH, "Trace unavailable"
+                )
+                reason = f"trace start failed (OBSERVABILITY_MODE=STRICT): {trace_error}"
+                return await self._fail_early(RunStatus.FAILED, reason, spec)
+            await self.transition(Phase.EXECUTING, RunStatus.RUNNING, events=started)
 
         outcome = await self._execute(inp)
         return await self._govern_and_finalize(outcome)
 
-    async def _start_trace(self) -> str | None:
-        """The observability guard: returns the error of a failed trace start, if any."""
-        req = TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id)
+    async def _start_trace(self, started: list[tuple[str, dict[str, Any]]]) -> str | None:
+        """The observability guard: a started trace enters EXECUTING in the same write;
+        returns the error of a failed trace start, if any."""
+        executing = self.phase_change(
+            Phase.EXECUTING, RunStatus.RUNNING, events=[*started, ("trace.started", {})]
+        )
+        req = TraceRequest(run_id=self.run_id, tenant_id=self.tenant_id, enter=executing)
         try:
             await self.local(TraceActivities.start, req, TRACE_START)
             self.traced = True
+            self.entered(executing)
             return None
         except (ActivityError, ApplicationError) as exc:  # a local activity raises the cause
             error = root_cause(exc)
@@ -254,18 +250,21 @@ class RunWorkflow:
         return IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Run failed")
 
     async def _govern_and_finalize(self, outcome: Outcome) -> RunResult:
-        """GOVERNANCE_CHECK as a saga (workflows.run_governance), then FINALIZING."""
-        await self.transition(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
+        """GOVERNANCE_CHECK as a saga (workflows.run_governance: its first write enters the
+        phase), then FINALIZING (entered by the finalizing write)."""
         unexecuted = [contract.record_step(i) for i in range(self.steps_done, self.steps_total)]
         if unexecuted and self.traced:
             await self.amend("unexecuted-steps", f"not executed: {outcome.reason}", unexecuted)
         governed = await govern(self, outcome)
         if governed.rolled_back:
             return await self._fail_after_rollback(governed.rolled_back)
-        await self.transition(Phase.FINALIZING, RunStatus.RUNNING)
         events = governed.events(self.traced, self.steps_done)
         return await self._finalize(
-            governed.outcome, events, governed.incident_id, governed.policy_outcome
+            governed.outcome,
+            events,
+            governed.incident_id,
+            governed.policy_outcome,
+            via_finalizing=True,
         )
 
     async def create_incident(self, outcome: Outcome, options: dict[str, Any]) -> IncidentResult:
@@ -294,6 +293,8 @@ class RunWorkflow:
         return await self._finalize(outcome, events, incident.incident_id, None)
 
     async def _fail_after_rollback(self, reason: str) -> RunResult:
+        if self.phase != Phase.GOVERNANCE_CHECK:  # governance failed before its first write
+            await self.transition(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
         await self.amend("rolled-back", reason, [], [], withdraw_all=True)
         result = await self._finalize(Outcome(RunStatus.FAILED, reason), [], None, None)
         return result.model_copy(update={"rolled_back": True})
@@ -306,7 +307,7 @@ class RunWorkflow:
 
         async def close() -> None:
             if self._config is None:  # cancelled before the run row was known to exist
-                await self._create(self._input)
+                await self._open(self._input)
             await self.amend("cancelled", reason, [], [], withdraw_all=True)
             await self._finalize(Outcome(RunStatus.CANCELLED, reason), [], None, None)
 
@@ -318,13 +319,39 @@ class RunWorkflow:
         events: list[tuple[str, dict[str, Any]]],
         incident_id: str | None,
         policy_outcome: str | None,
+        via_finalizing: bool = False,
     ) -> RunResult:
+        """The terminal transition (through FINALIZING, committed in the same write, when
+        ``via_finalizing``), the finalize_run ack and the run's events."""
         target = Phase.COMPLETED if outcome.succeeded else Phase.FAILED
         topic = "run.completed" if outcome.succeeded else "run.failed"
         if events or outcome.succeeded or incident_id:
             events = [*events, (topic, {"status": outcome.status, "reason": outcome.reason})]
         self._failure_reason = outcome.reason
-        await self.transition(target, outcome.status, finalize_events=events)
+        enter = self.phase_change(Phase.FINALIZING, RunStatus.RUNNING) if via_finalizing else None
+        final = self.phase_change(target, outcome.status, after=enter)
+        committed = await self.local(
+            RunActivities.finalize,
+            FinalizeRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                seq=final.seq,
+                from_phase=final.from_phase,
+                to_phase=final.to_phase,
+                status=final.status,
+                reason=self._failure_reason,
+                steps_done=self.steps_done,
+                cost=self.cost,
+                events=events,
+                enter=enter,
+            ),
+            MUST_WRITE,
+        )
+        # Finalization happens once; if it already committed, mirror that commit.
+        self._failure_reason = committed.reason
+        self.entered(
+            final.model_copy(update={"to_phase": committed.phase, "status": committed.status})
+        )
         return RunResult(
             run_id=self.run_id,
             phase=self.phase,
@@ -369,51 +396,67 @@ class RunWorkflow:
         )
         await self.local(AuditActivities.amend_contract, req, MUST_WRITE)
 
+    def phase_change(
+        self,
+        to: Phase,
+        status: RunStatus,
+        events: list[tuple[str, dict[str, Any]]] | None = None,
+        after: TransitionRequest | None = None,
+    ) -> TransitionRequest:
+        """The next phase change (from the current phase, or from ``after`` when it is
+        committed in the same write), its phase→status invariant asserted."""
+        from_phase, seq = (self.phase, self._seq) if after is None else (after.to_phase, after.seq)
+        try:
+            check_transition(from_phase, to, status)
+        except PhaseInvariantError as exc:
+            raise ApplicationError(
+                str(exc), type="PhaseInvariantError", non_retryable=True
+            ) from exc
+        return TransitionRequest(
+            run_id=self.run_id,
+            seq=seq + 1,
+            from_phase=from_phase,
+            to_phase=to,
+            status=status,
+            steps_done=self.steps_done,
+            cost=self.cost,
+            events=events or [],
+        )
+
+    def entered(self, change: TransitionRequest) -> None:
+        """A committed phase change: adopt it; mirror it where operators filter on it."""
+        self._seq = change.seq
+        self.phase, self.status = change.to_phase, change.status
+        if change.to_phase in search_attributes.MIRRORED_PHASES:
+            self.upsert_status()
+
     async def transition(
         self,
         to: Phase,
         status: RunStatus,
         events: list[tuple[str, dict[str, Any]]] | None = None,
-        finalize_events: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
-        """Assert the phase→status invariant, persist, then mirror in search attributes."""
-        try:
-            check_transition(self.phase, to, status)
-        except PhaseInvariantError as exc:
-            raise ApplicationError(
-                str(exc), type="PhaseInvariantError", non_retryable=True
-            ) from exc
-        self._seq += 1
-        common = {
-            "run_id": self.run_id,
-            "seq": self._seq,
-            "from_phase": self.phase,
-            "to_phase": to,
-            "status": status,
-            "steps_done": self.steps_done,
-            "cost": self.cost,
-        }
-        if finalize_events is None:
-            await self.local(
-                RunActivities.transition,
-                TransitionRequest(**common, events=events or []),
-                MUST_WRITE,
-            )
-        else:
-            committed = await self.local(
-                RunActivities.finalize,
-                FinalizeRequest(
-                    **common,
-                    tenant_id=self.tenant_id,
-                    reason=self._failure_reason,
-                    events=finalize_events,
-                ),
-                MUST_WRITE,
-            )
-            # Finalization happens once; if it already committed, mirror that commit.
-            to, status, self._failure_reason = committed.phase, committed.status, committed.reason
-        self.phase, self.status = to, status
-        self.upsert_status()
+        """A phase change with no write of its own to ride on."""
+        change = self.phase_change(to, status, events)
+        await self.local(RunActivities.transition, change, MUST_WRITE)
+        self.entered(change)
+
+    def _mirror_tenant(self) -> None:
+        """TenantId and the phase, unless the starter already set them (runs_client)."""
+        if not self.config.search_attributes:
+            return
+        if (
+            workflow.info().typed_search_attributes.get(search_attributes.TENANT_ID)
+            == self.tenant_id
+        ):
+            return
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.TENANT_ID.value_set(self.tenant_id),
+                search_attributes.RUN_PHASE.value_set(self.phase),
+                search_attributes.RUN_STATUS.value_set(self.status),
+            ]
+        )
 
     def upsert_status(self) -> None:
         if self._config is None or not self._config.search_attributes:

@@ -24,10 +24,18 @@ from db.models import (
     Incident,
     PolicyEvaluation,
     Run,
+    RunPhaseTransition,
     Trace,
 )
 from domain.enums import IncidentCategory, RunStatus, Severity
-from domain.messages import CreateRunRequest, IncidentRequest, RunFacts, TraceRequest
+from domain.messages import (
+    EvaluateRequest,
+    IncidentRequest,
+    OpenRunRequest,
+    RunFacts,
+    TraceRequest,
+    TransitionRequest,
+)
 from domain.models import RunOptions, StepSpec
 from tests.helpers import add_rule, new_tenant
 
@@ -53,8 +61,15 @@ def totals(sessions) -> dict[str, int]:
                 Incident,
                 PolicyEvaluation,
                 Trace,
+                RunPhaseTransition,
             )  # fmt: skip
         }
+
+
+def phase(run_id: str, seq: int, from_phase: str, to_phase: str, status: str) -> TransitionRequest:
+    return TransitionRequest(
+        run_id=run_id, seq=seq, from_phase=from_phase, to_phase=to_phase, status=status
+    )
 
 
 def test_each_write_twice_writes_once(sessions, settings):
@@ -64,13 +79,17 @@ def test_each_write_twice_writes_once(sessions, settings):
     env = env_for(run_id)
     runs = RunActivities(sessions, settings.run_config)
     calls = [
-        (runs.create, CreateRunRequest(run_id=run_id, tenant_id=tenant,
-                                       steps=[StepSpec(skill="echo", input={"text": "x"})],
-                                       budget=None, options=RunOptions())),
-        (TraceActivities(sessions).start, TraceRequest(run_id=run_id, tenant_id=tenant)),
-        (PolicyActivities(sessions).evaluate, RunFacts(
+        (runs.open, OpenRunRequest(run_id=run_id, tenant_id=tenant,
+                                   steps=[StepSpec(skill="echo", input={"text": "x"})],
+                                   budget=None, options=RunOptions(),
+                                   authorized=phase(run_id, 1, "CREATED", "AUTHORIZED", "queued"))),
+        (TraceActivities(sessions).start, TraceRequest(
+            run_id=run_id, tenant_id=tenant,
+            enter=phase(run_id, 2, "AUTHORIZED", "EXECUTING", "running"))),
+        (PolicyActivities(sessions).evaluate, EvaluateRequest(facts=RunFacts(
             run_id=run_id, tenant_id=tenant, status=RunStatus.SUCCEEDED, skills_used=["echo"],
-            steps_done=1, cost=Decimal("0.0001"), budget=None)),
+            steps_done=1, cost=Decimal("0.0001"), budget=None),
+            enter=phase(run_id, 3, "EXECUTING", "GOVERNANCE_CHECK", "running"))),
         (IncidentActivities(sessions).create_for_run, IncidentRequest(
             run_id=run_id, tenant_id=tenant, category=IncidentCategory.RUN_FAILURE,
             severity=Severity.HIGH, title="t", description="d")),

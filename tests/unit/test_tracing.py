@@ -116,7 +116,7 @@ async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
         names = Counter(s.name for s in tree)
         assert names["RunWorkflow:RunWorkflow"] == 1 and names["CompleteWorkflow:RunWorkflow"] == 1
         assert names["StartActivity:steps.execute"] == 2 == names["RunActivity:steps.execute"]
-        assert names["StartActivity:runs.create"] == 1 == names["RunActivity:runs.create"]
+        assert names["StartActivity:runs.open"] == 1 == names["RunActivity:runs.open"]
         for name, n in names.items():
             if name.startswith("StartActivity:"):
                 assert n == names["RunActivity:" + name.split(":", 1)[1]], name

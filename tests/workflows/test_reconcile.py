@@ -25,7 +25,6 @@ from domain.contract import (
 from domain.reconciler import ReconciliationStatus, reconcile
 from tests.helpers import count, new_tenant, rows, running_worker, start_run
 from tests.reconcile_support import (
-    ack_count,
     activities_with,
     crash_run,
     failing,
@@ -77,20 +76,23 @@ async def test_normal_completion_is_complete_and_clean(dev_env, fast, sessions, 
     assert findings(sessions, run_id) == set()
 
 
-async def test_terminated_without_acks_is_stale(dev_env, fast, sessions, task_queue, run_id):
+async def test_terminated_after_authorization_is_stale(dev_env, fast, sessions, task_queue, run_id):
+    # The run row, its contract and its authorization commit together (runs.open), so the
+    # earliest a run can die with a contract is right after it: one ack, the rest missing.
     await crash_run(
-        dev_env, fast, sessions, task_queue, run_id, "runs.authorize",
-        lambda: run_phase(sessions, run_id) == "CREATED",
+        dev_env, fast, sessions, task_queue, run_id, "traces.start",
+        lambda: run_phase(sessions, run_id) == "AUTHORIZED",
     )  # fmt: skip
-    assert ack_count(sessions, run_id) == 0
+    assert {(a.domain, a.action) for a in rows(sessions, DomainAck, run_id=run_id)} == {AUTHORIZE}
     await wait_overdue(sessions, [run_id])
     async with running_worker(dev_env.client, fast, sessions, task_queue):
         summary = await reconcile_once(dev_env.client, task_queue)
     report = report_for(summary, run_id)
     assert (report.verdict, report.workflow_state) == ("STALE", "TERMINATED")
-    assert sorted(report.missing) == ALL_ACTIONS
+    unacked = [a for a in ALL_ACTIONS if a != AUTHORIZE]
+    assert sorted(report.missing) == unacked
     assert findings(sessions, run_id) == {("STALE", *FINALIZE_RUN)} | {
-        ("MISSING", d, a) for d, a in ALL_ACTIONS
+        ("MISSING", d, a) for d, a in unacked
     }
     [stale] = rows(sessions, ReconciliationFinding, run_id=run_id, kind="STALE")
     assert (stale.cause, stale.severity) == ("TERMINATED", "HIGH")
@@ -121,10 +123,11 @@ async def test_terminated_after_partial_acks_is_stale_with_the_right_actions_mis
 async def test_finalize_not_acked_is_stale_with_only_finalize_missing(
     dev_env, fast, sessions, task_queue, run_id
 ):
-    await crash_run(
-        dev_env, fast, sessions, task_queue, run_id, "runs.finalize",
-        lambda: run_phase(sessions, run_id) == "FINALIZING",
-    )  # fmt: skip
+    def governed() -> bool:  # FINALIZING commits with runs.finalize, which hangs
+        acked = {(a.domain, a.action) for a in rows(sessions, DomainAck, run_id=run_id)}
+        return run_phase(sessions, run_id) == "GOVERNANCE_CHECK" and COMPLETE_TRACE in acked
+
+    await crash_run(dev_env, fast, sessions, task_queue, run_id, "runs.finalize", governed)
     await wait_overdue(sessions, [run_id])
     async with running_worker(dev_env.client, fast, sessions, task_queue):
         report = report_for(await reconcile_once(dev_env.client, task_queue), run_id)
