@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
+from db.engine import reading
 from db.models import AuditExpectation, AuditLedgerEntry, DomainAck, IdempotencyRecord
 from domain.enums import AckStatus
 from domain.ids import derive_id
@@ -62,7 +63,8 @@ def run_once(
 
 
 def find_first_result(sessions: sessionmaker[Session], step_key: str) -> dict | None:
-    with sessions() as session:
+    """The recorded result of ``step_key``, read without taking the write lock."""
+    with reading(sessions) as session:
         stored = session.get(IdempotencyRecord, (workflow_id(), step_key))
         return None if stored is None else stored.result
 
@@ -108,6 +110,8 @@ def ack(
                 AuditExpectation.acked_at.is_(None),
             )
             .values(acked_at=now)
+            # Nothing in the session holds these rows: skip matching them in memory.
+            .execution_options(synchronize_session=False)
         )
 
 

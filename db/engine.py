@@ -7,6 +7,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import sqlite_writer
+
+# A session opened with this execution option only reads: on SQLite it begins a deferred
+# transaction (a WAL snapshot, no write lock) instead of BEGIN IMMEDIATE.
+READ_ONLY = {"governed_runs_read_only": True}
+
 
 class DatabaseConfigError(RuntimeError):
     """DATABASE_URL is malformed or the database cannot be reached."""
@@ -35,7 +41,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    connect_args = {
+        "timeout": 30,
+        "check_same_thread": False,
+        "factory": sqlite_writer.connection_factory(database or ":memory:"),
+    }
+    engine = create_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):  # noqa: ANN001, ANN202
@@ -51,13 +62,21 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):  # noqa: ANN001, ANN202
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("governed_runs_read_only", False):
+            connection.exec_driver_sql("BEGIN")
+        else:  # BEGIN IMMEDIATE, queued behind this process's other writers
+            connection.connection.dbapi_connection.begin_write()
 
     return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def reading(sessions: sessionmaker[Session]) -> Session:
+    """A session for reads only (see READ_ONLY): it never waits for SQLite's write lock."""
+    return sessions(execution_options=READ_ONLY)
 
 
 def check_connection(engine: Engine) -> None:
