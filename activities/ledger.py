@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -40,33 +40,61 @@ def run_once(
     wf_id = workflow_id()
     try:
         with sessions.begin() as session:
-            stored = session.get(IdempotencyRecord, (wf_id, step_key))
+            stored = _recorded(session, wf_id, step_key)
             if stored is not None:
-                return result_type.model_validate(stored.result)
+                return result_type.model_validate(stored)
             result = write(session)
-            session.add(
-                IdempotencyRecord(
-                    workflow_id=wf_id,
-                    step_key=step_key,
-                    result=result.model_dump(mode="json"),
-                    created_at=utcnow(),
-                )
+            insert_row(
+                session,
+                IdempotencyRecord,
+                workflow_id=wf_id,
+                step_key=step_key,
+                result=result.model_dump(mode="json"),
+                created_at=utcnow(),
             )
             return result
     except IntegrityError:
         # A concurrent attempt committed first; its result is the one that counts.
         with sessions.begin() as session:
-            stored = session.get(IdempotencyRecord, (wf_id, step_key))
+            stored = _recorded(session, wf_id, step_key)
             if stored is None:
                 raise
-            return result_type.model_validate(stored.result)
+            return result_type.model_validate(stored)
 
 
 def find_first_result(sessions: sessionmaker[Session], step_key: str) -> dict | None:
     """The recorded result of ``step_key``, read without taking the write lock."""
     with reading(sessions) as session:
-        stored = session.get(IdempotencyRecord, (workflow_id(), step_key))
-        return None if stored is None else stored.result
+        return _recorded(session, workflow_id(), step_key)
+
+
+# Built once: the hot path binds parameters instead of rebuilding its statements.
+_LEDGER = IdempotencyRecord.__table__
+_RECORDED = select(_LEDGER.c.result).where(
+    _LEDGER.c.workflow_id == bindparam("wf_id"), _LEDGER.c.step_key == bindparam("step_key")
+)
+_EXPECTATIONS = AuditExpectation.__table__
+_CLOSE_EXPECTATION = (
+    update(_EXPECTATIONS)
+    .where(
+        _EXPECTATIONS.c.run_id == bindparam("p_run_id"),
+        _EXPECTATIONS.c.domain == bindparam("p_domain"),
+        _EXPECTATIONS.c.action == bindparam("p_action"),
+        _EXPECTATIONS.c.acked_at.is_(None),
+    )
+    .values(acked_at=bindparam("p_now"))
+)
+
+
+def _recorded(session: Session, wf_id: str, step_key: str) -> dict | None:
+    params = {"wf_id": wf_id, "step_key": step_key}
+    return session.connection().execute(_RECORDED, params).scalar_one_or_none()
+
+
+def insert_row(session: Session, model: type, **values: object) -> None:
+    """Insert one row at once, bypassing the unit of work: for the hot write path, where
+    nothing reads the row back through the session."""
+    session.connection().execute(model.__table__.insert(), values)
 
 
 def ack(
@@ -84,34 +112,26 @@ def ack(
 ) -> None:
     """Write a DomainAck and close the matching expectation in the caller's transaction."""
     now = utcnow()
-    session.add(
-        DomainAck(
-            id=derive_id(run_id, "ack", domain, action, status),
-            run_id=run_id,
-            tenant_id=tenant_id,
-            domain=domain,
-            action=action,
-            status=status,
-            result_id=result_id,
-            rolled_back=status == AckStatus.ROLLED_BACK,
-            rollback_reason=rollback_reason,
-            error=error,
-            details=details or {},
-            created_at=now,
-        )
+    insert_row(
+        session,
+        DomainAck,
+        id=derive_id(run_id, "ack", domain, action, status),
+        run_id=run_id,
+        tenant_id=tenant_id,
+        domain=domain,
+        action=action,
+        status=status,
+        result_id=result_id,
+        rolled_back=status == AckStatus.ROLLED_BACK,
+        rollback_reason=rollback_reason,
+        error=error,
+        details=details or {},
+        created_at=now,
     )
     if status != AckStatus.ROLLED_BACK:
-        session.execute(
-            update(AuditExpectation)
-            .where(
-                AuditExpectation.run_id == run_id,
-                AuditExpectation.domain == domain,
-                AuditExpectation.action == action,
-                AuditExpectation.acked_at.is_(None),
-            )
-            .values(acked_at=now)
-            # Nothing in the session holds these rows: skip matching them in memory.
-            .execution_options(synchronize_session=False)
+        session.connection().execute(
+            _CLOSE_EXPECTATION,
+            {"p_run_id": run_id, "p_domain": domain, "p_action": action, "p_now": now},
         )
 
 

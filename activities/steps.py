@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from activities.ledger import ack, find_first_result, run_once, utcnow
+from activities.ledger import ack, find_first_result, insert_row, run_once, utcnow
 from activities.skills.base import SkillContext, SkillError
 from activities.skills.registry import run_skill
 from activities.traces import trace_id_for
@@ -80,22 +80,22 @@ class StepActivities:
                 content = content_of(req, result)
                 digest = step_hash(req.prev_hash, content)
                 recorded = result.model_copy(update={"hash": digest})
-                session.add(
-                    TraceStep(
-                        id=derive_id(req.run_id, "trace-step", req.index),
-                        trace_id=trace_id_for(req.run_id),
-                        run_id=req.run_id,
-                        step_index=req.index,
-                        skill=req.skill,
-                        input=req.input,
-                        output=result.output,
-                        cost=result.cost,
-                        status=content["status"],
-                        error=result.error,
-                        prev_hash=req.prev_hash,
-                        hash=digest,
-                        created_at=utcnow(),
-                    )
+                insert_row(
+                    session,
+                    TraceStep,
+                    id=derive_id(req.run_id, "trace-step", req.index),
+                    trace_id=trace_id_for(req.run_id),
+                    run_id=req.run_id,
+                    step_index=req.index,
+                    skill=req.skill,
+                    input=req.input,
+                    output=result.output,
+                    cost=result.cost,
+                    status=content["status"],
+                    error=result.error,
+                    prev_hash=req.prev_hash,
+                    hash=digest,
+                    created_at=utcnow(),
                 )
                 domain, action = contract.record_step(req.index)
                 ack(
