@@ -74,7 +74,9 @@ class RunControl:
             return None
 
     def _ended(self, name: str) -> bool:
-        if self.wf.phase.value in ("COMPLETED", "FAILED", "GOVERNANCE_CHECK", "FINALIZING"):
+        # Execution is over once the last step has run, before GOVERNANCE_CHECK commits
+        # (with the first governance write), or when the run ended without executing.
+        if self.wf.execution_over or self.wf.phase.value in ("COMPLETED", "FAILED"):
             workflow.logger.info("%s signal after execution ended: ignored", name)
             return True
         return False

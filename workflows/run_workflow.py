@@ -82,6 +82,7 @@ class RunWorkflow:
         self.budget: Decimal | None = self._input.budget if self._input else None
         self._prev_hash = GENESIS_HASH
         self.traced = False
+        self.execution_over = False
         self.skills_used: list[str] = []
         self._config: RunConfig | None = None
         self._failure_reason: str | None = None
@@ -182,6 +183,7 @@ class RunWorkflow:
             await self.transition(Phase.EXECUTING, RunStatus.RUNNING, events=started)
 
         outcome = await self._execute(inp)
+        self.execution_over = True
         return await self._govern_and_finalize(outcome)
 
     async def _start_trace(self, started: list[tuple[str, dict[str, Any]]]) -> str | None:
