@@ -86,15 +86,22 @@ _CLOSE_EXPECTATION = (
 )
 
 
+def _core(session: Session, statement, params: dict):  # noqa: ANN001, ANN202
+    """Run a Core statement on the session's connection, after what the session holds
+    (a no-op flush when nothing is pending): statements apply in the order written."""
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 def _recorded(session: Session, wf_id: str, step_key: str) -> dict | None:
     params = {"wf_id": wf_id, "step_key": step_key}
-    return session.connection().execute(_RECORDED, params).scalar_one_or_none()
+    return _core(session, _RECORDED, params).scalar_one_or_none()
 
 
 def insert_row(session: Session, model: type, **values: object) -> None:
     """Insert one row at once, bypassing the unit of work: for the hot write path, where
     nothing reads the row back through the session."""
-    session.connection().execute(model.__table__.insert(), values)
+    _core(session, model.__table__.insert(), values)
 
 
 def ack(
@@ -129,7 +136,8 @@ def ack(
         created_at=now,
     )
     if status != AckStatus.ROLLED_BACK:
-        session.connection().execute(
+        _core(
+            session,
             _CLOSE_EXPECTATION,
             {"p_run_id": run_id, "p_domain": domain, "p_action": action, "p_now": now},
         )

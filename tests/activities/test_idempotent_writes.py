@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.incidents import IncidentActivities
+from activities.ledger import ack, utcnow
 from activities.policies import PolicyActivities
 from activities.runs import RunActivities
 from activities.traces import TraceActivities
@@ -100,3 +101,23 @@ def test_each_write_twice_writes_once(sessions, settings):
         again = env.run(fn, arg)
         assert again == first, fn
         assert totals(sessions) == after_first, f"{fn.__name__} wrote again on retry"
+
+
+def test_an_ack_closes_an_expectation_declared_in_the_same_transaction(sessions):
+    # The ack's Core statements run after the ORM rows the session still holds.
+    tenant = new_tenant(sessions)
+    run_id = f"r-{uuid.uuid4().hex[:10]}"
+    with sessions.begin() as session:
+        session.add(
+            AuditExpectation(
+                id=f"exp-{run_id}", run_id=run_id, tenant_id=tenant, domain="runs",
+                action="authorize", deadline=utcnow(), created_at=utcnow(),
+            )
+        )  # fmt: skip
+        ack(session, run_id=run_id, tenant_id=tenant, domain="runs", action="authorize",
+            result_id="ALLOWED")  # fmt: skip
+    with sessions() as session:
+        [expectation] = session.scalars(
+            select(AuditExpectation).where(AuditExpectation.run_id == run_id)
+        ).all()
+        assert expectation.acked_at is not None
