@@ -11,7 +11,8 @@ from db import sqlite_writer
 
 # A session opened with this execution option only reads: on SQLite it begins a deferred
 # transaction (a WAL snapshot, no write lock) instead of BEGIN IMMEDIATE.
-READ_ONLY = {"governed_runs_read_only": True}
+READ_ONLY_OPTION = "governed_runs_read_only"
+READ_ONLY = {READ_ONLY_OPTION: True}
 
 
 class DatabaseConfigError(RuntimeError):
@@ -62,7 +63,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):  # noqa: ANN001, ANN202
-        if connection.get_execution_options().get("governed_runs_read_only", False):
+        if connection.get_execution_options().get(READ_ONLY_OPTION, False):
             connection.exec_driver_sql("BEGIN")
         else:  # BEGIN IMMEDIATE, queued behind this process's other writers
             connection.connection.dbapi_connection.begin_write()

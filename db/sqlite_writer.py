@@ -18,9 +18,10 @@ _locks_guard = threading.Lock()
 
 
 def _lock_for(database: str) -> threading.Lock:
-    key = str(Path(database).resolve()) if database != ":memory:" else f":memory:{id(object())}"
+    if database == ":memory:":  # a private database: a lock of its own, not registered
+        return threading.Lock()
     with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
+        return _locks.setdefault(str(Path(database).resolve()), threading.Lock())
 
 
 class _WriterConnection(sqlite3.Connection):
