@@ -18,6 +18,7 @@ from activities.runs import RunActivities
 from activities.skills.base import LlmEndpoint, SkillContext
 from activities.steps import StepActivities
 from activities.traces import TraceActivities
+from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.settings import Settings
 from workflows.promote_candidate import PromoteCandidateWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -102,6 +103,7 @@ def build_worker(
     activities: list | None = None,
     executor: ThreadPoolExecutor | None = None,
 ) -> Worker:
+    cache_workflow_bytecode(WORKFLOWS)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -26,6 +26,7 @@ from runtime.bench.bare import BareWorkflow, noop
 from runtime.bench.probe import ActivityProbe
 from runtime.chaos.processes import free_port
 from runtime.embedded_temporal import EmbeddedTemporal
+from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.settings import Settings
 from runtime.temporal_client import connect, ensure_search_attributes
 from runtime.worker_factory import WORKFLOWS, build_activities, workflow_runner
@@ -65,10 +66,12 @@ def bench_settings(base: Settings, data_dir: Path, database_url: str | None) -> 
 def bench_worker(env: BenchEnv, http: httpx.Client) -> Worker:
     """The production worker's options (runtime.worker_factory) plus BareWorkflow and the probe."""
     settings = env.settings
+    workflows = [*WORKFLOWS, BareWorkflow]
+    cache_workflow_bytecode(workflows)  # both kinds alike
     return Worker(
         env.client,
         task_queue=env.task_queue,
-        workflows=[*WORKFLOWS, BareWorkflow],
+        workflows=workflows,
         activities=[*build_activities(settings, env.sessions, http), noop],
         activity_executor=ThreadPoolExecutor(settings.activity_threads),
         workflow_runner=workflow_runner(),
