@@ -6,8 +6,9 @@ from temporalio import activity
 
 from activities.events import emit
 from activities.ledger import audit_entry, run_once, utcnow
+from activities.policy_checks import record_policy_check
 from activities.runs import policy_version
-from db.models import PauseRecord, PolicyCheck, PolicyRule, Run, StopRequest, Tenant
+from db.models import PauseRecord, PolicyRule, Run, StopRequest, Tenant
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import RunStatus, TenantStatus
 from domain.ids import derive_id
@@ -58,17 +59,14 @@ class ControlActivities:
             )
             violations = find_violations(state, baseline)
             decision = decide(violations)
-            session.add(
-                PolicyCheck(
-                    id=derive_id(req.run_id, "policy-check", req.step_index),
-                    run_id=req.run_id,
-                    tenant_id=req.tenant_id,
-                    step_index=req.step_index,
-                    decision=decision,
-                    violations=list(violations),
-                    cost_so_far=req.cost,
-                    checked_at=utcnow(),
-                )
+            record_policy_check(
+                session,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                step_index=req.step_index,
+                decision=decision,
+                violations=violations,
+                cost=req.cost,
             )
             decided.append(decision)
             return PolicyCheckResult(

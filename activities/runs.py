@@ -13,12 +13,22 @@ from temporalio import activity
 
 from activities.events import emit
 from activities.ledger import ack, audit_entry, run_once, utcnow
-from db.models import AuditExpectation, PolicyRule, Run, RunPhaseTransition, Tenant
+from activities.policy_checks import record_policy_check
+from db.models import (
+    AuditExpectation,
+    PolicyRule,
+    Run,
+    RunPhaseTransition,
+    StopRequest,
+    Tenant,
+)
 from domain import contract
+from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import (
     AuthorizationDecision,
     ObservabilityStatus,
     Phase,
+    PolicyDecision,
     RunStatus,
     TenantStatus,
 )
@@ -62,9 +72,21 @@ class RunActivities:
             authorization = _authorize(session, req)
             if authorization.decision == AuthorizationDecision.ALLOWED:
                 commit_transition(session, req.authorized)
-            return OpenRunResult(config=config, started_at=now, authorization=authorization)
+            checked = req.first_check and _first_check(session, req, config, authorization)
+            if checked:
+                first_checks.append(req.tenant_id)
+            return OpenRunResult(
+                config=config,
+                started_at=now,
+                authorization=authorization,
+                first_check_recorded=checked,
+            )
 
-        return run_once(self.sessions, "runs.open", OpenRunResult, write)
+        first_checks: list[str] = []  # set when this call did the write (not a ledger replay)
+        opened = run_once(self.sessions, "runs.open", OpenRunResult, write)
+        for tenant_id in first_checks:
+            metrics.record_policy_decision(tenant_id, PolicyDecision.CONTINUE)
+        return opened
 
     @activity.defn(name="runs.mark_degraded")
     def mark_degraded(self, req: DegradedRequest) -> None:
@@ -244,6 +266,39 @@ def _authorize(session: Session, req: OpenRunRequest) -> AuthorizeResult:
         after_state={"run_id": req.run_id, **result.model_dump(mode="json")},
     )
     return result
+
+
+def _first_check(
+    session: Session, req: OpenRunRequest, config: RunConfig, auth: AuthorizeResult
+) -> bool:
+    """Record the policy check before step 0 from what the authorization just read: the
+    run's baseline is that reading, so only a stop request or the budget could call for
+    more than CONTINUE, and then the workflow checks on its own (False)."""
+    if not config.policy_check_enabled or auth.decision != AuthorizationDecision.ALLOWED:
+        return False
+    enabled = frozenset(auth.enabled_rule_ids)
+    state = LiveState(
+        cost=Decimal(0),
+        budget_limit=effective_budget(req.budget, auth.budget_limit),
+        tenant_active=True,  # an allowed run's tenant is active: the authorization read it
+        stop_requested=session.get(StopRequest, req.run_id) is not None,
+        limits_version=auth.limits_version,
+        policy_version=auth.policy_version,
+        enabled_rule_ids=enabled,
+    )
+    violations = find_violations(state, Baseline(auth.limits_version, auth.policy_version, enabled))
+    if decide(violations) != PolicyDecision.CONTINUE:
+        return False
+    record_policy_check(
+        session,
+        run_id=req.run_id,
+        tenant_id=req.tenant_id,
+        step_index=0,
+        decision=PolicyDecision.CONTINUE,
+        violations=[],
+        cost=Decimal(0),
+    )
+    return True
 
 
 def _decide(session: Session, tenant: Tenant | None, req: OpenRunRequest) -> AuthorizeResult:

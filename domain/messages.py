@@ -49,6 +49,9 @@ class OpenRunRequest(Strict):
     budget: Decimal | None
     options: RunOptions
     authorized: TransitionRequest
+    # The authorization's reading of the live policy state answers the check before
+    # step 0 (recorded as that check) unless it calls for more than CONTINUE.
+    first_check: bool = False
 
 
 class AuthorizeResult(Strict):
@@ -64,6 +67,7 @@ class OpenRunResult(Strict):
     config: RunConfig
     started_at: datetime
     authorization: AuthorizeResult
+    first_check_recorded: bool = False
 
 
 class AmendContractRequest(Strict):

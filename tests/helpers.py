@@ -1,6 +1,7 @@
 """Helpers for tests: seeding tenants and rules, starting runs, counting rows."""
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -118,3 +119,22 @@ def rows(sessions: sessionmaker[Session], model: Any, **where: Any) -> list[Any]
         for column, value in where.items():
             stmt = stmt.where(getattr(model, column) == value)
         return list(session.scalars(stmt))
+
+
+async def markers(handle: WorkflowHandle) -> list[tuple[str, str]]:
+    """(marker name, what it records) for every marker of the run's history: the activity
+    type of a local activity, the patch id of a patch."""
+    found = []
+    async for event in handle.fetch_history_events():
+        if not event.HasField("marker_recorded_event_attributes"):
+            continue
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name == "core_local_activity":
+            data = json.loads(attrs.details["data"].payloads[0].data)
+            found.append((attrs.marker_name, data["activity_type"]))
+        elif attrs.marker_name == "core_patch":
+            patch_id = json.loads(attrs.details["patch-data"].payloads[0].data)["id"]
+            found.append((attrs.marker_name, patch_id))
+        else:
+            found.append((attrs.marker_name, ""))
+    return found

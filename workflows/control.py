@@ -60,6 +60,7 @@ class RunControl:
         self._started_at: datetime | None = None
         self._baseline: dict[str, Any] = {}
         self._last_check_at: datetime | None = None
+        self._checked_at_open = False
         self._steps_since_check = 0
         self._forced = False
         self._next_baseline: dict[str, Any] | None = None
@@ -120,8 +121,12 @@ class RunControl:
 
     # ----- checkpoints ----------------------------------------------------------------
 
-    def start(self, started_at: datetime, auth: AuthorizeResult) -> None:
+    def start(self, started_at: datetime, auth: AuthorizeResult, checked: bool = False) -> None:
+        """The run is authorized; ``checked``: runs.open recorded the check before step 0."""
         self._started_at = started_at
+        if checked:
+            self._checked_at_open = True
+            self._last_check_at = workflow.now()
         self._baseline = {
             "limits_version": auth.limits_version,
             "policy_version": auth.policy_version,
@@ -155,6 +160,8 @@ class RunControl:
     async def _policy_check(self, index: int) -> Outcome | None:
         config = self.wf.config
         if not config.policy_check_enabled:
+            return None
+        if index == 0 and self._checked_at_open:
             return None
         now = workflow.now()
         due = check_due(

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import RunConfig, RunInput, RunResult, RunStatusView
     from domain.outcome import IncidentSpec, Outcome
     from domain.phases import PhaseInvariantError, check_transition
+    from workflows import patches
     from workflows.control import RunControl
     from workflows.errors import describe_validation_error, is_cancellation, root_cause
     from workflows.options import MUST_WRITE, STEP, TRACE_START
@@ -150,6 +151,7 @@ class RunWorkflow:
                 budget=inp.budget,
                 options=inp.options,
                 authorized=authorized,
+                first_check=workflow.patched(patches.FIRST_CHECK_AT_OPEN),
             ),
             MUST_WRITE,
         )
@@ -169,7 +171,7 @@ class RunWorkflow:
             return await self._fail_early(RunStatus.FAILED_POLICY, auth.reason, spec)
         if self.budget is None:
             self.budget = auth.budget_limit
-        self.control.start(opened.started_at, auth)
+        self.control.start(opened.started_at, auth, checked=opened.first_check_recorded)
 
         started = [("run.started", {"steps": len(inp.steps)})]
         trace_error = await self._start_trace(started)

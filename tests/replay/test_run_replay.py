@@ -1,16 +1,22 @@
 """Recorded RunWorkflow histories replay without non-determinism errors.
 
-Histories: tests/histories/run (recorded by tests/replay/record_run_histories.py).
+Histories: tests/histories/run (recorded by tests/replay/record_run_histories.py) and,
+for every patch of workflows.patches, the histories recorded before it: a run started
+on the earlier code must replay on the current one.
 """
+
+import json
 
 import pytest
 
 from tests.replay.recorded import Recorded, replayer
+from workflows import patches
 from workflows.run_workflow import RunWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
 RUNS = Recorded("run")
+BEFORE_PATCHES = {patches.FIRST_CHECK_AT_OPEN: Recorded("run-before-first-check-at-open")}
 
 
 def test_the_paths_that_matter_are_recorded():
@@ -31,3 +37,28 @@ async def test_history_replays(name):
         RUNS.history(name), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
+
+
+@pytest.mark.parametrize(
+    ("patch", "name"),
+    [(patch, name) for patch, recorded in BEFORE_PATCHES.items() for name in recorded.manifest],
+)
+async def test_history_from_before_a_patch_replays(patch, name):
+    result = await replayer(RunWorkflow).replay_workflow(
+        BEFORE_PATCHES[patch].history(name), raise_on_replay_failure=False
+    )
+    assert result.replay_failure is None, result.replay_failure
+
+
+def patch_ids(history) -> set[str]:
+    return {
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    }
+
+
+def test_new_histories_take_the_patched_path():
+    for patch, before in BEFORE_PATCHES.items():
+        assert patch in patch_ids(RUNS.history("completed"))
+        assert patch not in patch_ids(before.history("completed"))

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from activities.ledger import utcnow
 from db.models import (
     AuditLedgerEntry,
     Incident,
@@ -18,12 +19,23 @@ from db.models import (
     PauseRecord,
     PolicyCheck,
     Run,
+    StopRequest,
     TraceStep,
 )
 from domain.models import RunStatusView
 from runtime import admin
-from tests.helpers import add_rule, count, echo_steps, new_tenant, rows, running_worker, start_run
+from tests.helpers import (
+    add_rule,
+    count,
+    echo_steps,
+    markers,
+    new_tenant,
+    rows,
+    running_worker,
+    start_run,
+)
 from tests.local_servers import local_server
+from workflows.patches import FIRST_CHECK_AT_OPEN
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -269,6 +281,44 @@ async def test_continue_records_each_check(ts_env, ts_settings, sessions, task_q
     checks = rows(sessions, PolicyCheck, run_id=run_id)
     assert sorted(c.step_index for c in checks) == [0, 1, 2]
     assert {c.decision for c in checks} == {"CONTINUE"}
+
+
+async def test_the_authorization_is_the_check_before_step_0(ts_env, ts_settings, sessions,
+                                                           task_queue, run_id):  # fmt: skip
+    # runs.open records the check before step 0 from what it read to authorize the run;
+    # control.check_policy runs for the later steps only.
+    tenant = new_tenant(sessions)
+    async with running_worker(ts_env.client, ts_settings, sessions, task_queue):
+        handle = await start_run(ts_env.client, task_queue, run_id,
+                                 {"tenant_id": tenant, "steps": echo_steps(3)})  # fmt: skip
+        await handle.result()
+        found = await markers(handle)
+    assert ("core_patch", FIRST_CHECK_AT_OPEN) in found
+    local = [name for kind, name in found if kind == "core_local_activity"]
+    assert local.index("runs.open") < local.index("control.check_policy")
+    assert local.count("control.check_policy") == 2  # before steps 1 and 2
+    [first] = [c for c in rows(sessions, PolicyCheck, run_id=run_id) if c.step_index == 0]
+    assert (first.decision, first.violations, first.cost_so_far) == ("CONTINUE", [], 0)
+
+
+async def test_a_stop_filed_before_the_run_opened_is_met_by_the_check_before_step_0(
+    ts_env, ts_settings, sessions, task_queue, run_id
+):
+    # Only a CONTINUE is answered at open: anything else is left to control.check_policy.
+    tenant = new_tenant(sessions)
+    with sessions.begin() as session:
+        session.add(StopRequest(run_id=run_id, tenant_id=tenant, requested_by="ops",
+                                reason="filed early", requested_at=utcnow()))  # fmt: skip
+    async with running_worker(ts_env.client, ts_settings, sessions, task_queue):
+        handle = await start_run(ts_env.client, task_queue, run_id,
+                                 {"tenant_id": tenant, "steps": echo_steps(2)})  # fmt: skip
+        result = await handle.result()
+        found = await markers(handle)
+    assert (result.status, result.steps_done) == ("cancelled", 0)
+    assert "terminated by policy check before step 0: MANUAL_STOP" in result.reason
+    assert ("core_local_activity", "control.check_policy") in found
+    [check] = rows(sessions, PolicyCheck, run_id=run_id)
+    assert (check.step_index, check.decision, check.violations) == (0, "TERMINATE", ["MANUAL_STOP"])
 
 
 async def test_signals_after_the_run_ended_are_refused_cleanly(ts_env, ts_settings, sessions,
