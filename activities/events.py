@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from activities.ledger import utcnow
+from activities.ledger import insert_row, utcnow
 from db.models import OutboxEvent
 from domain.ids import derive_id
 
@@ -15,13 +15,13 @@ def emit(
     body: dict[str, Any] = {"tenant_id": tenant_id, **payload}
     if run_id is not None:
         body["run_id"] = run_id
-    session.add(
-        OutboxEvent(
-            id=derive_id("event", key, topic),
-            topic=topic,
-            tenant_id=tenant_id,
-            run_id=run_id,
-            payload=body,
-            created_at=utcnow(),
-        )
+    insert_row(  # append-only, read by the reactor after commit: inserted at once (Core)
+        session,
+        OutboxEvent,
+        id=derive_id("event", key, topic),
+        topic=topic,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        payload=body,
+        created_at=utcnow(),
     )

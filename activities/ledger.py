@@ -86,7 +86,7 @@ _CLOSE_EXPECTATION = (
 )
 
 
-def _core(session: Session, statement, params: dict):  # noqa: ANN001, ANN202
+def execute_core(session: Session, statement, params: dict):  # noqa: ANN001, ANN202
     """Run a Core statement on the session's connection, after what the session holds
     (a no-op flush when nothing is pending): statements apply in the order written."""
     session.flush()
@@ -95,13 +95,19 @@ def _core(session: Session, statement, params: dict):  # noqa: ANN001, ANN202
 
 def _recorded(session: Session, wf_id: str, step_key: str) -> dict | None:
     params = {"wf_id": wf_id, "step_key": step_key}
-    return _core(session, _RECORDED, params).scalar_one_or_none()
+    return execute_core(session, _RECORDED, params).scalar_one_or_none()
 
 
 def insert_row(session: Session, model: type, **values: object) -> None:
     """Insert one row at once, bypassing the unit of work: for the hot write path, where
     nothing reads the row back through the session."""
-    _core(session, model.__table__.insert(), values)
+    execute_core(session, model.__table__.insert(), values)
+
+
+def insert_rows(session: Session, model: type, rows: list[dict]) -> None:
+    """Insert several rows of one table in one executemany, bypassing the unit of work."""
+    if rows:
+        execute_core(session, model.__table__.insert(), rows)
 
 
 def ack(
@@ -136,7 +142,7 @@ def ack(
         created_at=now,
     )
     if status != AckStatus.ROLLED_BACK:
-        _core(
+        execute_core(
             session,
             _CLOSE_EXPECTATION,
             {"p_run_id": run_id, "p_domain": domain, "p_action": action, "p_now": now},
@@ -157,19 +163,20 @@ def audit_entry(
     actor_authority: str | None = "SYSTEM_AUTO",
     source: str = "orchestrator",
 ) -> None:
-    """Append an audit-ledger entry; ``after_state`` must carry the run id when there is one."""
-    session.add(
-        AuditLedgerEntry(
-            id=derive_id("audit-ledger", key),
-            tenant_id=tenant_id,
-            event_type=event_type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            actor_id=actor_id,
-            actor_authority=actor_authority,
-            source=source,
-            before_state=before_state,
-            after_state=after_state,
-            created_at=utcnow(),
-        )
+    """Append an audit-ledger entry; ``after_state`` must carry the run id when there is one.
+    Append-only and never read back in the writing transaction: inserted at once (Core)."""
+    insert_row(
+        session,
+        AuditLedgerEntry,
+        id=derive_id("audit-ledger", key),
+        tenant_id=tenant_id,
+        event_type=event_type,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor_id=actor_id,
+        actor_authority=actor_authority,
+        source=source,
+        before_state=before_state,
+        after_state=after_state,
+        created_at=utcnow(),
     )

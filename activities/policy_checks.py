@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from activities.ledger import utcnow
+from activities.ledger import insert_row, utcnow
 from db.models import PolicyCheck
 from domain.enums import PolicyDecision, ViolationType
 from domain.ids import derive_id
@@ -21,15 +21,15 @@ def record_policy_check(
     violations: list[ViolationType],
     cost: Decimal,
 ) -> None:
-    session.add(
-        PolicyCheck(
-            id=derive_id(run_id, "policy-check", step_index),
-            run_id=run_id,
-            tenant_id=tenant_id,
-            step_index=step_index,
-            decision=decision,
-            violations=list(violations),
-            cost_so_far=cost,
-            checked_at=utcnow(),
-        )
+    insert_row(
+        session,
+        PolicyCheck,
+        id=derive_id(run_id, "policy-check", step_index),
+        run_id=run_id,
+        tenant_id=tenant_id,
+        step_index=step_index,
+        decision=decision,
+        violations=list(violations),
+        cost_so_far=cost,
+        checked_at=utcnow(),
     )

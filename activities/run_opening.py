@@ -1,0 +1,261 @@
+"""The write of runs.open: the run, its contract and its authorization in one transaction.
+
+Every run starts here, so the statements are Core statements built once (no unit of
+work), and the run row is inserted in the state the transaction leaves it in (AUTHORIZED,
+or CREATED when denied) instead of being inserted, loaded and updated. Nothing but this
+transaction ever sees the run between its creation and its authorization.
+"""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from activities.events import emit
+from activities.ledger import ack, audit_entry, execute_core, insert_row, insert_rows
+from activities.policy_checks import record_policy_check
+from db.models import AuditExpectation, PolicyRule, Run, RunPhaseTransition, StopRequest, Tenant
+from domain import contract
+from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
+from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
+from domain.ids import derive_id, run_workflow_id
+from domain.messages import AuthorizeResult, OpenRunRequest, OpenRunResult
+from domain.models import RunConfig
+
+_TENANTS = Tenant.__table__
+_TENANT = select(
+    _TENANTS.c.id,
+    _TENANTS.c.status,
+    _TENANTS.c.budget_limit,
+    _TENANTS.c.allowed_skills,
+    _TENANTS.c.limits_version,
+).where(_TENANTS.c.id == bindparam("tenant_id"))
+_RULES = PolicyRule.__table__
+_TENANT_RULES = select(_RULES.c.id, _RULES.c.version, _RULES.c.enabled).where(
+    _RULES.c.tenant_id == bindparam("tenant_id")
+)
+_STOPS = StopRequest.__table__
+_STOP_FILED = select(_STOPS.c.run_id).where(_STOPS.c.run_id == bindparam("run_id"))
+
+
+def open_run(
+    session: Session, req: OpenRunRequest, config: RunConfig, now: datetime
+) -> OpenRunResult:
+    """Authorize from the tenant's live state, then write the run, its transitions, its
+    contract (expectations at T0), the authorization ack and the ledger entries."""
+    authorization = decide_authorization(session, req)
+    allowed = authorization.decision == AuthorizationDecision.ALLOWED
+    _insert_run(session, req, config, authorization, now)
+    _record_authorization(session, req, authorization)
+    if allowed:
+        for topic, payload in req.authorized.events:
+            emit(
+                session,
+                key=f"{req.run_id}/transition/{req.authorized.seq}",
+                topic=topic,
+                tenant_id=req.tenant_id,
+                run_id=req.run_id,
+                payload=payload,
+            )
+    checked = req.first_check and _first_check(session, req, config, authorization)
+    return OpenRunResult(
+        config=config, started_at=now, authorization=authorization, first_check_recorded=checked
+    )
+
+
+def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResult:
+    """Tenant known and active, every skill allowed, budget within the tenant's limit."""
+    denied = AuthorizationDecision.DENIED
+    tenant = execute_core(session, _TENANT, {"tenant_id": req.tenant_id}).one_or_none()
+    if tenant is None:
+        return AuthorizeResult(decision=denied, reason=f"tenant {req.tenant_id!r} is unknown")
+    rules = execute_core(session, _TENANT_RULES, {"tenant_id": tenant.id}).all()
+    versions = {
+        "budget_limit": tenant.budget_limit,
+        "limits_version": tenant.limits_version,
+        "policy_version": sum(rule.version for rule in rules),  # any change or toggle moves it
+        "enabled_rule_ids": sorted(rule.id for rule in rules if rule.enabled),
+    }
+    if tenant.status != TenantStatus.ACTIVE:
+        return AuthorizeResult(
+            decision=denied, reason=f"tenant {tenant.id!r} is {tenant.status}", **versions
+        )
+    if tenant.allowed_skills is not None:
+        refused = sorted({s.skill for s in req.steps} - set(tenant.allowed_skills))
+        if refused:
+            return AuthorizeResult(
+                decision=denied,
+                reason=f"skills not allowed for tenant {tenant.id!r}: {', '.join(refused)}",
+                **versions,
+            )
+    if (
+        req.budget is not None
+        and tenant.budget_limit is not None
+        and req.budget > tenant.budget_limit
+    ):
+        return AuthorizeResult(
+            decision=denied,
+            reason=f"budget {plain(req.budget)} exceeds the tenant's limit "
+            f"{plain(tenant.budget_limit)}",
+            **versions,
+        )
+    return AuthorizeResult(decision=AuthorizationDecision.ALLOWED, reason="allowed", **versions)
+
+
+def plain(amount: Decimal) -> str:
+    """1.000000 → 1, 0.000300 → 0.0003: amounts as people write them."""
+    return format(amount.normalize(), "f")
+
+
+def transition_row(
+    run_id: str,
+    seq: int,
+    from_phase: Phase | None,
+    to_phase: Phase,
+    status: RunStatus,
+    at: datetime,
+    reason: str | None = None,
+) -> dict:
+    return {
+        "id": derive_id(run_id, "transition", seq),
+        "run_id": run_id,
+        "seq": seq,
+        "from_phase": from_phase,
+        "to_phase": to_phase,
+        "status": status,
+        "reason": reason,
+        "at": at,
+    }
+
+
+def _insert_run(
+    session: Session,
+    req: OpenRunRequest,
+    config: RunConfig,
+    auth: AuthorizeResult,
+    now: datetime,
+) -> None:
+    """The run as this transaction leaves it, its transition rows and its expectations."""
+    entered = req.authorized if auth.decision == AuthorizationDecision.ALLOWED else None
+    budget = req.budget if req.budget is not None else auth.budget_limit
+    insert_row(
+        session,
+        Run,
+        id=req.run_id,
+        tenant_id=req.tenant_id,
+        workflow_id=run_workflow_id(req.run_id),
+        phase=entered.to_phase if entered else Phase.CREATED,
+        status=entered.status if entered else RunStatus.QUEUED,
+        steps_total=len(req.steps),
+        steps_done=(entered.steps_done or 0) if entered else 0,
+        cost=(entered.cost or Decimal(0)) if entered else Decimal(0),
+        budget=budget,
+        authorization_decision=auth.decision,
+        authorization_reason=auth.reason,
+        limits_version_at_start=auth.limits_version,
+        policy_version_at_start=auth.policy_version,
+        config=config.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+    )
+    transitions = [transition_row(req.run_id, 0, None, Phase.CREATED, RunStatus.QUEUED, now)]
+    if entered:
+        transitions.append(
+            transition_row(
+                req.run_id,
+                entered.seq,
+                entered.from_phase,
+                entered.to_phase,
+                entered.status,
+                now,
+                entered.reason,
+            )
+        )
+    insert_rows(session, RunPhaseTransition, transitions)
+    expectations = contract.declare(
+        len(req.steps),
+        now,
+        timedelta(seconds=config.run_timeout_seconds),
+        timedelta(seconds=config.finalize_grace_seconds),
+    )
+    insert_rows(
+        session,
+        AuditExpectation,
+        [
+            {
+                "id": derive_id(req.run_id, "expectation", exp.domain, exp.action),
+                "run_id": req.run_id,
+                "tenant_id": req.tenant_id,
+                "domain": exp.domain,
+                "action": exp.action,
+                "deadline": exp.deadline,
+                "created_at": now,
+            }
+            for exp in expectations
+        ],
+    )
+    audit_entry(
+        session,
+        key=f"{req.run_id}/created",
+        tenant_id=req.tenant_id,
+        event_type="RUN_CREATED",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={"run_id": req.run_id, "phase": Phase.CREATED, "steps": len(req.steps)},
+    )
+
+
+def _record_authorization(session: Session, req: OpenRunRequest, auth: AuthorizeResult) -> None:
+    ack(
+        session,
+        run_id=req.run_id,
+        tenant_id=req.tenant_id,
+        domain=contract.AUTHORIZE[0],
+        action=contract.AUTHORIZE[1],
+        result_id=auth.decision,
+        details={"reason": auth.reason},
+    )
+    audit_entry(
+        session,
+        key=f"{req.run_id}/authorization",
+        tenant_id=req.tenant_id,
+        event_type="RUN_AUTHORIZATION",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={"run_id": req.run_id, **auth.model_dump(mode="json")},
+    )
+
+
+def _first_check(
+    session: Session, req: OpenRunRequest, config: RunConfig, auth: AuthorizeResult
+) -> bool:
+    """Record the policy check before step 0 from what the authorization just read: the
+    run's baseline is that reading, so only a stop request or the budget could call for
+    more than CONTINUE, and then the workflow checks on its own (False)."""
+    if not config.policy_check_enabled or auth.decision != AuthorizationDecision.ALLOWED:
+        return False
+    enabled = frozenset(auth.enabled_rule_ids)
+    stop_filed = execute_core(session, _STOP_FILED, {"run_id": req.run_id}).first() is not None
+    state = LiveState(
+        cost=Decimal(0),
+        budget_limit=effective_budget(req.budget, auth.budget_limit),
+        tenant_active=True,  # an allowed run's tenant is active: the authorization read it
+        stop_requested=stop_filed,
+        limits_version=auth.limits_version,
+        policy_version=auth.policy_version,
+        enabled_rule_ids=enabled,
+    )
+    violations = find_violations(state, Baseline(auth.limits_version, auth.policy_version, enabled))
+    if decide(violations) != PolicyDecision.CONTINUE:
+        return False
+    record_policy_check(
+        session,
+        run_id=req.run_id,
+        tenant_id=req.tenant_id,
+        step_index=0,
+        decision=PolicyDecision.CONTINUE,
+        violations=[],
+        cost=Decimal(0),
+    )
+    return True
