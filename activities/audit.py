@@ -85,6 +85,11 @@ class AuditActivities:
     def reconcile_run(self, run_id: str) -> ReconcileRunResult:
         """The run's own reconciliation before it finalizes (read-only)."""
         with self.sessions() as session:
-            expectations, acks = load_contract(session, run_id)
-        result = reconcile_before_finalize(expectations, acks, utcnow())
-        return ReconcileRunResult(status=result.status, missing=result.missing, drift=result.drift)
+            return reconcile_in(session, run_id)
+
+
+def reconcile_in(session: Session, run_id: str) -> ReconcileRunResult:
+    """The run's own reconciliation, read in ``session`` (and its transaction, if any)."""
+    expectations, acks = load_contract(session, run_id)
+    result = reconcile_before_finalize(expectations, acks, utcnow())
+    return ReconcileRunResult(status=result.status, missing=result.missing, drift=result.drift)

@@ -92,16 +92,24 @@ class TraceRequest(Strict):
     run_id: str
     tenant_id: str
     enter: TransitionRequest | None = None  # the phase change committed with this write
+    reconcile: bool = False  # traces.complete: also read the run's own reconciliation
 
 
 class TraceStarted(Strict):
     trace_id: str
 
 
+class ReconcileRunResult(Strict):
+    status: str
+    missing: list[tuple[str, str]]
+    drift: list[tuple[str, str]]
+
+
 class TraceCompleted(Strict):
     trace_id: str
     head_hash: str
     step_count: int
+    reconciliation: ReconcileRunResult | None = None
 
 
 class StepRequest(Strict):
@@ -166,12 +174,6 @@ class RollbackRequest(Strict):
     run_id: str
     tenant_id: str
     reason: str
-
-
-class ReconcileRunResult(Strict):
-    status: str
-    missing: list[tuple[str, str]]
-    drift: list[tuple[str, str]]
 
 
 class FinalizeRequest(Strict):

@@ -1,7 +1,9 @@
 """Fault injection: replace an activity by another registered under the same name.
 
 The wrapper calls the real activity, and fails before its write, after its write
-(completion lost), or on its first attempt only.
+(completion lost), or on its first attempt only; or, after a successful write, leaves
+the run's audit contract with an expectation no domain will meet (so that the run's own
+reconciliation, the last governance check, finds it INCOMPLETE).
 """
 
 import functools
@@ -11,6 +13,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.ledger import utcnow
+from db.models import AuditExpectation
+from domain.ids import derive_id
 from runtime.worker_factory import build_activities
 
 BEFORE = "fails before its write"
@@ -18,6 +23,8 @@ AFTER_ONCE = "completion lost once"
 AFTER = "fails after its write"
 FIRST_ATTEMPT = "fails on its first attempt"
 SLOW_AFTER = "slow after its write"
+LEAVES_UNMET = "leaves an expectation nobody meets"
+UNMET = ("test", "never_met")
 
 
 def name_of(fn) -> str:
@@ -37,6 +44,8 @@ def inject(real, mode: str):
             raise RuntimeError(f"injected: {name_of(real)} {mode}")
         if mode == AFTER:
             raise ApplicationError(f"injected: {name_of(real)} {mode}", non_retryable=True)
+        if mode == LEAVES_UNMET:
+            declare_unmet(real.__self__.sessions, args[0])
         if mode == SLOW_AFTER:  # a long write that notices cancellation
             for _ in range(100):
                 if activity.is_cancelled():
@@ -46,6 +55,22 @@ def inject(real, mode: str):
 
     wrapper.__dict__.pop("__temporal_activity_definition", None)
     return activity.defn(name=name_of(real))(wrapper)
+
+
+def declare_unmet(sessions, req) -> None:
+    run_id, tenant_id = req.facts.run_id, req.facts.tenant_id  # an EvaluateRequest
+    with sessions.begin() as session:
+        session.add(
+            AuditExpectation(
+                id=derive_id(run_id, "expectation", *UNMET),
+                run_id=run_id,
+                tenant_id=tenant_id,
+                domain=UNMET[0],
+                action=UNMET[1],
+                deadline=utcnow(),
+                created_at=utcnow(),
+            )
+        )
 
 
 def activities_with_faults(settings, sessions, faults: dict[str, str]) -> list:

@@ -1,12 +1,18 @@
 """Patch ids of RunWorkflow (``workflow.patched``): a run started before a change replays
-on the code before it; a new run takes the new path and records the patch marker.
+on the code before it; a new run takes the new path and records the patch marker (and
+Core adds the id to the run's ``TemporalChangeVersion`` search attribute, so
+``temporal workflow list --query "TemporalChangeVersion='<id>'"`` finds the runs on it).
 
-Once no run started before a change can still be open or replayed (the retention
-period of the namespace has passed since the last such run closed), its branch goes
-and the call becomes ``workflow.deprecate_patch`` for one more release.
+A run asks once, when it opens, and keeps the answer for its whole life
+(``RunWorkflow.fewer_local_activities``): one marker and one search-attribute upsert per
+run, however many places the patch touches. Once no run started before a change can be
+open or replayed any more (the namespace's retention has passed since the last such run
+closed), its old branch goes and the call becomes ``workflow.deprecate_patch``.
 """
 
-# runs.open records the policy check before step 0 from the authorization's reading of
-# the live state (one local activity fewer per run); before it, control.check_policy ran
-# before step 0 of every run.
-FIRST_CHECK_AT_OPEN = "first-check-at-open"
+# Two local activities fewer per run:
+# - runs.open records the policy check before step 0 from the authorization's reading
+#   of the live state (before: control.check_policy before step 0 of every run);
+# - traces.complete returns the run's own reconciliation, read in its transaction after
+#   its ack (before: a separate audit.reconcile_run; still used when the run is untraced).
+FEWER_LOCAL_ACTIVITIES = "fewer-local-activities"

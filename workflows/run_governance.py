@@ -1,7 +1,8 @@
 """GOVERNANCE_CHECK of RunWorkflow: the run's governance writes as a saga.
 
 Policy evaluation (which commits the GOVERNANCE_CHECK phase with it), the incident the
-outcome calls for, the trace completion, then the run's own reconciliation. Each
+outcome calls for, the trace completion, then the run's own reconciliation (read by the
+trace completion in its transaction, or on its own when the run is untraced). Each
 compensation is registered before its step; on any failure or cancellation they run in
 reverse (workflows.saga), and the caller fails the run.
 """
@@ -77,11 +78,16 @@ async def govern(wf: RunWorkflow, outcome: Outcome) -> Governed:
             saga.register("incident", undo(IncidentActivities.rollback))
             incident = await wf.create_incident(result.outcome, DB_WRITE)
             result.incident_id = incident.incident_id
+        check = None
         if wf.traced:
             saga.register("trace completion", undo(TraceActivities.revert_completion))
-            trace = TraceRequest(run_id=wf.run_id, tenant_id=wf.tenant_id)
-            await wf.local(TraceActivities.complete, trace, DB_WRITE)
-        check = await wf.local(AuditActivities.reconcile_run, wf.run_id, DB_WRITE)
+            trace = TraceRequest(
+                run_id=wf.run_id, tenant_id=wf.tenant_id, reconcile=wf.fewer_local_activities
+            )
+            completed = await wf.local(TraceActivities.complete, trace, DB_WRITE)
+            check = completed.reconciliation
+        if check is None:  # an untraced run (or one from before workflows.patches)
+            check = await wf.local(AuditActivities.reconcile_run, wf.run_id, DB_WRITE)
         if check.status != "COMPLETE":
             found = f"missing={check.missing} drift={check.drift}"
             raise GovernanceFailure(f"own reconciliation {check.status}: {found}")

@@ -84,6 +84,7 @@ class RunWorkflow:
         self._prev_hash = GENESIS_HASH
         self.traced = False
         self.execution_over = False
+        self.fewer_local_activities = False  # workflows.patches, decided when the run opens
         self.skills_used: list[str] = []
         self._config: RunConfig | None = None
         self._failure_reason: str | None = None
@@ -142,6 +143,7 @@ class RunWorkflow:
         """Run row, contract and authorization in one write (once: a repeat returns the
         first result); an allowed run is AUTHORIZED when it returns."""
         authorized = self.phase_change(Phase.AUTHORIZED, RunStatus.QUEUED)
+        self.fewer_local_activities = workflow.patched(patches.FEWER_LOCAL_ACTIVITIES)
         opened = await self.local(
             RunActivities.open,
             OpenRunRequest(
@@ -151,7 +153,7 @@ class RunWorkflow:
                 budget=inp.budget,
                 options=inp.options,
                 authorized=authorized,
-                first_check=workflow.patched(patches.FIRST_CHECK_AT_OPEN),
+                first_check=self.fewer_local_activities,
             ),
             MUST_WRITE,
         )

@@ -16,7 +16,9 @@ from workflows.run_workflow import RunWorkflow
 pytestmark = pytest.mark.timeout(60)
 
 RUNS = Recorded("run")
-BEFORE_PATCHES = {patches.FIRST_CHECK_AT_OPEN: Recorded("run-before-first-check-at-open")}
+BEFORE_PATCHES = {
+    patches.FEWER_LOCAL_ACTIVITIES: Recorded("run-before-fewer-local-activities"),
+}
 
 
 def test_the_paths_that_matter_are_recorded():

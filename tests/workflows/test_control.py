@@ -35,7 +35,7 @@ from tests.helpers import (
     start_run,
 )
 from tests.local_servers import local_server
-from workflows.patches import FIRST_CHECK_AT_OPEN
+from workflows.patches import FEWER_LOCAL_ACTIVITIES
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -293,10 +293,17 @@ async def test_the_authorization_is_the_check_before_step_0(ts_env, ts_settings,
                                  {"tenant_id": tenant, "steps": echo_steps(3)})  # fmt: skip
         await handle.result()
         found = await markers(handle)
-    assert ("core_patch", FIRST_CHECK_AT_OPEN) in found
+    assert ("core_patch", FEWER_LOCAL_ACTIVITIES) in found
     local = [name for kind, name in found if kind == "core_local_activity"]
-    assert local.index("runs.open") < local.index("control.check_policy")
-    assert local.count("control.check_policy") == 2  # before steps 1 and 2
+    assert local == [
+        "runs.open",  # + AUTHORIZED + the check before step 0
+        "traces.start",  # + EXECUTING
+        "control.check_policy",  # before step 1
+        "control.check_policy",  # before step 2
+        "policies.evaluate",  # + GOVERNANCE_CHECK
+        "traces.complete",  # + the run's own reconciliation
+        "runs.finalize",  # + FINALIZING
+    ]
     [first] = [c for c in rows(sessions, PolicyCheck, run_id=run_id) if c.step_index == 0]
     assert (first.decision, first.violations, first.cost_so_far) == ("CONTINUE", [], 0)
 

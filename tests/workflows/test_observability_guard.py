@@ -10,7 +10,15 @@ from temporalio import activity
 
 from db.models import AuditExpectation, Incident, Run, Trace, TraceStep
 from runtime.worker_factory import build_activities
-from tests.helpers import count, echo_steps, new_tenant, rows, running_worker, start_run
+from tests.helpers import (
+    count,
+    echo_steps,
+    markers,
+    new_tenant,
+    rows,
+    running_worker,
+    start_run,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,6 +47,7 @@ async def test_trace_failure_by_mode(dev_env, settings, sessions, task_queue, ru
              "options": {"observability_mode": mode}},
         )  # fmt: skip
         result = await handle.result()
+        local = [name for kind, name in await markers(handle) if kind == "core_local_activity"]
     run = rows(sessions, Run, id=run_id)[0]
     assert count(sessions, Trace, run_id=run_id) == 0
     assert count(sessions, TraceStep, run_id=run_id) == 0
@@ -61,3 +70,5 @@ async def test_trace_failure_by_mode(dev_env, settings, sessions, task_queue, ru
     open_rows = [e for e in rows(sessions, AuditExpectation, run_id=run_id)
                  if e.acked_at is None and e.withdrawn_at is None]  # fmt: skip
     assert open_rows == []
+    # No trace completion to read it: an untraced run reconciles itself on its own.
+    assert local.count("audit.reconcile_run") == (0 if mode == "STRICT" else 1)
