@@ -4,7 +4,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from activities.ledger import ack, audit_entry, run_once, utcnow
+from activities.ledger import ack, audit_entry, insert_row, insert_rows, run_once, utcnow
 from activities.runs import commit_transition
 from db.models import LimitBreach, PolicyEvaluation, PolicyRule, PreventionRecord
 from domain import contract
@@ -52,47 +52,47 @@ class PolicyActivities:
                 rules=enabled_rules(session, facts.tenant_id),
             )
             evaluation_id = evaluation_id_for(facts.run_id)
-            session.add(
-                PolicyEvaluation(
-                    id=evaluation_id,
-                    run_id=facts.run_id,
-                    tenant_id=facts.tenant_id,
-                    outcome=found.outcome,
-                    facts=facts.model_dump(mode="json"),
-                    created_at=now,
-                )
+            insert_row(
+                session,
+                PolicyEvaluation,
+                id=evaluation_id,
+                run_id=facts.run_id,
+                tenant_id=facts.tenant_id,
+                outcome=found.outcome,
+                facts=facts.model_dump(mode="json"),
+                created_at=now,
             )
-            session.flush()
-            record_ids, breach_ids = [], []
-            for i, match in enumerate(found.matches):
-                record_ids.append(derive_id(facts.run_id, "prevention", i))
-                session.add(
-                    PreventionRecord(
-                        id=record_ids[-1],
-                        evaluation_id=evaluation_id,
-                        run_id=facts.run_id,
-                        tenant_id=facts.tenant_id,
-                        rule_id=match.rule_id,
-                        rule_name=match.rule_name,
-                        outcome=match.outcome,
-                        reason=match.reason,
-                        created_at=now,
-                    )
-                )
-            for i, breach in enumerate(found.breaches):
-                breach_ids.append(derive_id(facts.run_id, "limit-breach", i))
-                session.add(
-                    LimitBreach(
-                        id=breach_ids[-1],
-                        evaluation_id=evaluation_id,
-                        run_id=facts.run_id,
-                        tenant_id=facts.tenant_id,
-                        limit_type=breach.limit_type,
-                        value=breach.value,
-                        threshold=breach.threshold,
-                        created_at=now,
-                    )
-                )
+            owner = {
+                "evaluation_id": evaluation_id,
+                "run_id": facts.run_id,
+                "tenant_id": facts.tenant_id,
+                "created_at": now,
+            }
+            records = [
+                {
+                    "id": derive_id(facts.run_id, "prevention", i),
+                    "rule_id": match.rule_id,
+                    "rule_name": match.rule_name,
+                    "outcome": match.outcome,
+                    "reason": match.reason,
+                    **owner,
+                }
+                for i, match in enumerate(found.matches)
+            ]
+            breaches = [
+                {
+                    "id": derive_id(facts.run_id, "limit-breach", i),
+                    "limit_type": breach.limit_type,
+                    "value": breach.value,
+                    "threshold": breach.threshold,
+                    **owner,
+                }
+                for i, breach in enumerate(found.breaches)
+            ]
+            insert_rows(session, PreventionRecord, records)
+            insert_rows(session, LimitBreach, breaches)
+            record_ids = [r["id"] for r in records]
+            breach_ids = [b["id"] for b in breaches]
             ack(
                 session,
                 run_id=facts.run_id,

@@ -1,11 +1,12 @@
 """Traces facade: start, complete and revert completion. The chain itself is never altered."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from activities.audit import reconcile_in
-from activities.ledger import ack, audit_entry, run_once, utcnow
+from activities.ledger import ack, audit_entry, execute_core, insert_row, run_once, utcnow
 from activities.runs import commit_transition
 from db.models import Trace, TraceStep
 from domain import contract
@@ -17,6 +18,26 @@ from domain.messages import Done, RollbackRequest, TraceCompleted, TraceRequest,
 
 def trace_id_for(run_id: str) -> str:
     return derive_id(run_id, "trace")
+
+
+# Built once: every traced run completes its trace.
+_TRACES, _STEPS = Trace.__table__, TraceStep.__table__
+_LAST_STEP = (
+    select(_STEPS.c.step_index, _STEPS.c.hash)
+    .where(_STEPS.c.trace_id == bindparam("trace_id"))
+    .order_by(_STEPS.c.step_index.desc())
+    .limit(1)
+)
+_COMPLETE = (
+    update(_TRACES)
+    .where(_TRACES.c.id == bindparam("trace_id"))
+    .values(
+        head_hash=bindparam("head_hash"),
+        step_count=bindparam("step_count"),
+        status=TraceStatus.COMPLETED,
+        completed_at=bindparam("completed_at"),
+    )
+)
 
 
 class TraceActivities:
@@ -31,14 +52,14 @@ class TraceActivities:
 
         def write(session: Session) -> TraceStarted:
             trace_id = trace_id_for(req.run_id)
-            session.add(
-                Trace(
-                    id=trace_id,
-                    run_id=req.run_id,
-                    tenant_id=req.tenant_id,
-                    status=TraceStatus.RUNNING,
-                    started_at=utcnow(),
-                )
+            insert_row(
+                session,
+                Trace,
+                id=trace_id,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                status=TraceStatus.RUNNING,
+                started_at=utcnow(),
             )
             ack(
                 session,
@@ -61,30 +82,26 @@ class TraceActivities:
         governance write before the run finalizes: one round trip instead of two)."""
 
         def write(session: Session) -> TraceCompleted:
-            trace = session.get_one(Trace, trace_id_for(req.run_id))
-            last = session.scalars(
-                select(TraceStep)
-                .where(TraceStep.trace_id == trace.id)
-                .order_by(TraceStep.step_index.desc())
-                .limit(1)
-            ).first()
+            trace_id = trace_id_for(req.run_id)
+            params = {"trace_id": trace_id}
+            last = execute_core(session, _LAST_STEP, params).first()
             count = 0 if last is None else last.step_index + 1
-            trace.head_hash = GENESIS_HASH if last is None else last.hash
-            trace.step_count = count
-            trace.status = TraceStatus.COMPLETED
-            trace.completed_at = utcnow()
+            head = GENESIS_HASH if last is None else last.hash
+            completed = {"head_hash": head, "step_count": count, "completed_at": utcnow()}
+            if execute_core(session, _COMPLETE, {**params, **completed}).rowcount != 1:
+                raise NoResultFound(f"no trace {trace_id!r} for run {req.run_id!r}")
             ack(
                 session,
                 run_id=req.run_id,
                 tenant_id=req.tenant_id,
                 domain=contract.COMPLETE_TRACE[0],
                 action=contract.COMPLETE_TRACE[1],
-                result_id=trace.id,
+                result_id=trace_id,
             )
             reconciliation = reconcile_in(session, req.run_id) if req.reconcile else None
             return TraceCompleted(
-                trace_id=trace.id,
-                head_hash=trace.head_hash,
+                trace_id=trace_id,
+                head_hash=head,
                 step_count=count,
                 reconciliation=reconciliation,
             )
