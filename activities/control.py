@@ -1,14 +1,12 @@
 """Control facade: mid-execution policy checks, pause records, refusals."""
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from activities.events import emit
 from activities.ledger import audit_entry, run_once, utcnow
-from activities.policy_checks import record_policy_check
-from activities.runs import policy_version
-from db.models import PauseRecord, PolicyRule, Run, StopRequest, Tenant
+from activities.policy_checks import record_policy_check, rule_state
+from db.models import PauseRecord, Run, StopRequest, Tenant
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import RunStatus, TenantStatus
 from domain.ids import derive_id
@@ -37,13 +35,8 @@ class ControlActivities:
 
         def write(session: Session) -> PolicyCheckResult:
             tenant = session.get(Tenant, req.tenant_id)
-            enabled_ids = frozenset(
-                session.scalars(
-                    select(PolicyRule.id).where(
-                        PolicyRule.tenant_id == req.tenant_id, PolicyRule.enabled.is_(True)
-                    )
-                )
-            )
+            rules = rule_state(session, req.tenant_id)
+            enabled_ids = frozenset(rules.enabled_rule_ids)
             budget = effective_budget(req.run_budget, tenant.budget_limit if tenant else None)
             state = LiveState(
                 cost=req.cost,
@@ -51,7 +44,7 @@ class ControlActivities:
                 tenant_active=tenant is not None and tenant.status == TenantStatus.ACTIVE,
                 stop_requested=session.get(StopRequest, req.run_id) is not None,
                 limits_version=tenant.limits_version if tenant else None,
-                policy_version=policy_version(session, req.tenant_id),
+                policy_version=rules.policy_version,
                 enabled_rule_ids=enabled_ids,
             )
             baseline = Baseline(
@@ -75,7 +68,7 @@ class ControlActivities:
                 budget_limit=budget,
                 limits_version=state.limits_version,
                 policy_version=state.policy_version,
-                enabled_rule_ids=sorted(enabled_ids),
+                enabled_rule_ids=rules.enabled_rule_ids,
             )
 
         decided: list[str] = []  # set when this call did the write (not a ledger replay)

@@ -12,10 +12,10 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from activities.events import emit
 from activities.ledger import ack, audit_entry, execute_core, insert_row, insert_rows
-from activities.policy_checks import record_policy_check
-from db.models import AuditExpectation, PolicyRule, Run, RunPhaseTransition, StopRequest, Tenant
+from activities.policy_checks import record_policy_check, rule_state
+from activities.transitions import emit_transition_events, transition_row
+from db.models import AuditExpectation, Run, RunPhaseTransition, StopRequest, Tenant
 from domain import contract
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
@@ -31,10 +31,6 @@ _TENANT = select(
     _TENANTS.c.allowed_skills,
     _TENANTS.c.limits_version,
 ).where(_TENANTS.c.id == bindparam("tenant_id"))
-_RULES = PolicyRule.__table__
-_TENANT_RULES = select(_RULES.c.id, _RULES.c.version, _RULES.c.enabled).where(
-    _RULES.c.tenant_id == bindparam("tenant_id")
-)
 _STOPS = StopRequest.__table__
 _STOP_FILED = select(_STOPS.c.run_id).where(_STOPS.c.run_id == bindparam("run_id"))
 
@@ -49,15 +45,7 @@ def open_run(
     _insert_run(session, req, config, authorization, now)
     _record_authorization(session, req, authorization)
     if allowed:
-        for topic, payload in req.authorized.events:
-            emit(
-                session,
-                key=f"{req.run_id}/transition/{req.authorized.seq}",
-                topic=topic,
-                tenant_id=req.tenant_id,
-                run_id=req.run_id,
-                payload=payload,
-            )
+        emit_transition_events(session, req.authorized, req.tenant_id)
     checked = req.first_check and _first_check(session, req, config, authorization)
     return OpenRunResult(
         config=config, started_at=now, authorization=authorization, first_check_recorded=checked
@@ -70,12 +58,12 @@ def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResu
     tenant = execute_core(session, _TENANT, {"tenant_id": req.tenant_id}).one_or_none()
     if tenant is None:
         return AuthorizeResult(decision=denied, reason=f"tenant {req.tenant_id!r} is unknown")
-    rules = execute_core(session, _TENANT_RULES, {"tenant_id": tenant.id}).all()
+    rules = rule_state(session, tenant.id)
     versions = {
         "budget_limit": tenant.budget_limit,
         "limits_version": tenant.limits_version,
-        "policy_version": sum(rule.version for rule in rules),  # any change or toggle moves it
-        "enabled_rule_ids": sorted(rule.id for rule in rules if rule.enabled),
+        "policy_version": rules.policy_version,
+        "enabled_rule_ids": rules.enabled_rule_ids,
     }
     if tenant.status != TenantStatus.ACTIVE:
         return AuthorizeResult(
@@ -106,27 +94,6 @@ def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResu
 def plain(amount: Decimal) -> str:
     """1.000000 → 1, 0.000300 → 0.0003: amounts as people write them."""
     return format(amount.normalize(), "f")
-
-
-def transition_row(
-    run_id: str,
-    seq: int,
-    from_phase: Phase | None,
-    to_phase: Phase,
-    status: RunStatus,
-    at: datetime,
-    reason: str | None = None,
-) -> dict:
-    return {
-        "id": derive_id(run_id, "transition", seq),
-        "run_id": run_id,
-        "seq": seq,
-        "from_phase": from_phase,
-        "to_phase": to_phase,
-        "status": status,
-        "reason": reason,
-        "at": at,
-    }
 
 
 def _insert_run(

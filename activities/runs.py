@@ -14,8 +14,9 @@ from temporalio import activity
 
 from activities.events import emit
 from activities.ledger import ack, audit_entry, execute_core, insert_row, run_once, utcnow
-from activities.run_opening import open_run, transition_row
-from db.models import PolicyRule, Run, RunPhaseTransition
+from activities.run_opening import open_run
+from activities.transitions import emit_transition_events, transition_row
+from db.models import Run, RunPhaseTransition
 from domain import contract
 from domain.enums import ObservabilityStatus, Phase, PolicyDecision
 from domain.ids import derive_id
@@ -30,12 +31,6 @@ from domain.messages import (
 )
 from domain.models import RunConfig, RunOptions
 from observability import metrics
-
-
-def policy_version(session: Session, tenant_id: str) -> int:
-    """Sum of the tenant's rule versions: any rule change or toggle moves it."""
-    versions = session.scalars(select(PolicyRule.version).where(PolicyRule.tenant_id == tenant_id))
-    return sum(versions)
 
 
 class RunActivities:
@@ -150,17 +145,8 @@ def commit_transition(session: Session, req: TransitionRequest) -> None:
     """Persist one phase change (run row, transition row, its events) in the caller's
     transaction: alone in runs.transition, or with the write it precedes."""
     tenant_id = _apply_transition(session, req.run_id, req, None)
-    if tenant_id is None:  # logged already, with its events
-        return
-    for topic, payload in req.events:
-        emit(
-            session,
-            key=f"{req.run_id}/transition/{req.seq}",
-            topic=topic,
-            tenant_id=tenant_id,
-            run_id=req.run_id,
-            payload=payload,
-        )
+    if tenant_id is not None:  # (None: logged already, with its events)
+        emit_transition_events(session, req, tenant_id)
 
 
 # Built once: every run changes phase four to six times.
