@@ -5,8 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from activities.audit import AuditActivities
 from activities.candidates import CandidateActivities
@@ -19,6 +21,7 @@ from activities.skills.base import LlmEndpoint, SkillContext
 from activities.steps import StepActivities
 from activities.traces import TraceActivities
 from runtime.sandbox_bytecode import cache_workflow_bytecode
+from runtime.sandbox_runner import sandboxed_runner
 from runtime.settings import Settings
 from workflows.promote_candidate import PromoteCandidateWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -31,10 +34,11 @@ WORKFLOWS = [RunWorkflow, PromoteCandidateWorkflow, ReconcileWorkflow]
 PASSTHROUGH = ("pydantic", "pydantic_core", "sqlalchemy", "httpx", "domain", "activities", "db")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-    )
+def workflow_runner(converter: DataConverter = pydantic_data_converter) -> WorkflowRunner:
+    """The sandbox, with PASSTHROUGH; context-free for ``converter`` (the workers' data
+    converter) when it has no codec or external storage (runtime.sandbox_runner)."""
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    return sandboxed_runner(restrictions, converter)
 
 
 def skill_context(settings: Settings, http: httpx.Client) -> SkillContext:
@@ -112,7 +116,7 @@ def build_worker(
         if activities is not None
         else build_activities(settings, sessions, http),
         activity_executor=executor or ThreadPoolExecutor(settings.activity_threads),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(client.data_converter),
         max_concurrent_activities=settings.activity_threads,
         max_concurrent_local_activities=settings.activity_threads,
     )

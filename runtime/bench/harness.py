@@ -74,7 +74,7 @@ def bench_worker(env: BenchEnv, http: httpx.Client) -> Worker:
         workflows=workflows,
         activities=[*build_activities(settings, env.sessions, http), noop],
         activity_executor=ThreadPoolExecutor(settings.activity_threads),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(env.client.data_converter),
         max_concurrent_activities=settings.activity_threads,
         max_concurrent_local_activities=settings.activity_threads,
         interceptors=[env.probe],
