@@ -81,11 +81,8 @@ class ContextFreeSandboxRunner(WorkflowRunner):
         self.sandbox.set_worker_level_failure_exception_types(types)
 
 
-def sandboxed_runner(
-    restrictions: SandboxRestrictions, converter: DataConverter
-) -> WorkflowRunner:
+def sandboxed_runner(restrictions: SandboxRestrictions, converter: DataConverter) -> WorkflowRunner:
     """The sandbox with ``restrictions``; context-free when ``converter`` cannot use the
     contexts (:func:`contexts_unused`)."""
     sandbox = SandboxedWorkflowRunner(restrictions=restrictions)
     return ContextFreeSandboxRunner(sandbox) if contexts_unused(converter) else sandbox
-
