@@ -1,13 +1,18 @@
 """A worker interceptor that times every activity (local or not) of the bench worker.
 
 It gives the start latency (a run's first step begins executing) and where a run's time
-goes, per activity type. The bench driver and worker share one process, so the
-monotonic clock of a start request and of an activity start are comparable.
+goes, per activity type: wall time, and the CPU time of the activity function itself
+(its thread's CPU clock, around the call in the executor thread). The bench driver and
+worker share one process, so the monotonic clock of a start request and of an activity
+start are comparable.
 """
 
+import dataclasses
+import inspect
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +30,7 @@ class ActivityTiming:
     local: bool
     started: float
     seconds: float
+    cpu_seconds: float = 0.0  # of the (synchronous) activity function; 0 for async ones
 
 
 class ActivityProbe(Interceptor):
@@ -46,13 +52,15 @@ class ActivityProbe(Interceptor):
         with self._lock:
             self.first_step.setdefault(workflow_id, at)
 
-    def seconds_by_type(self, workflow_ids: set[str]) -> dict[str, float]:
-        """Total seconds per activity type ("L:" prefix for local ones) over these runs."""
+    def seconds_by_type(self, workflow_ids: set[str], cpu: bool = False) -> dict[str, float]:
+        """Total seconds (wall, or the functions' CPU) per activity type ("L:" prefix for
+        local ones) over these runs."""
         totals: dict[str, float] = defaultdict(float)
         with self._lock:
             for t in self.timings:
                 if t.workflow_id in workflow_ids:
-                    totals[("L:" if t.local else "") + t.activity_type] += t.seconds
+                    name = ("L:" if t.local else "") + t.activity_type
+                    totals[name] += t.cpu_seconds if cpu else t.seconds
         return dict(totals)
 
     def counts_by_type(self, workflow_ids: set[str]) -> dict[str, int]:
@@ -75,6 +83,9 @@ class _Timed(ActivityInboundInterceptor):
         workflow_id = info.workflow_id or ""
         if info.activity_type in STEP_ACTIVITIES:
             self.probe.step_started(workflow_id, started)
+        cpu = [0.0]
+        if not inspect.iscoroutinefunction(input.fn):
+            input = dataclasses.replace(input, fn=_cpu_measured(input.fn, cpu))
         try:
             return await self.next.execute_activity(input)
         finally:
@@ -85,5 +96,19 @@ class _Timed(ActivityInboundInterceptor):
                     local=info.is_local,
                     started=started,
                     seconds=time.monotonic() - started,
+                    cpu_seconds=cpu[0],
                 )
             )
+
+
+def _cpu_measured(fn: Callable, cpu: list[float]) -> Callable:
+    """``fn``, storing the CPU time of its thread during the call in ``cpu[0]``."""
+
+    def measured(*args: Any) -> Any:
+        began = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            cpu[0] = time.thread_time() - began
+
+    return measured

@@ -147,18 +147,53 @@ def comparison_table(r: dict) -> str:
 def activity_table(r: dict) -> str:
     unloaded, loaded = r["activity_ms_per_run"]["unloaded"], r["activity_ms_per_run"]["loaded"]
     rows = [
-        [name, unloaded[name]["count"], unloaded[name]["ms"], loaded.get(name, {}).get("ms")]
+        [
+            name,
+            unloaded[name]["count"],
+            unloaded[name]["ms"],
+            loaded.get(name, {}).get("ms"),
+            loaded.get(name, {}).get("cpu_ms"),
+        ]
         for name in unloaded
     ]
     rows.append(
         [
-            "sum of activity time",
+            "sum",
             None,
             sum(v["ms"] for v in unloaded.values()),
             sum(v["ms"] for v in loaded.values()),
+            sum(v["cpu_ms"] for v in loaded.values()),
         ]
     )
-    return table(["activity (L: local)", "per run", "ms/run unloaded", "ms/run loaded"], rows)
+    header = ["activity (L: local)", "per run", "ms/run unloaded", "ms/run loaded"]
+    return table([*header, "CPU ms/run loaded"], rows)
+
+
+def cpu_table(r: dict) -> str:
+    """CPU per loaded run of each kind, and what it bounds."""
+    g, b = r["loaded"][GOVERNED]["cpu_ms_per_run"], r["loaded"][BARE]["cpu_ms_per_run"]
+    activity = r["activity_cpu_ms_per_run"]
+    rows = [
+        [f"CPU ms per run: {label}", g[key], b[key], round(g[key] / b[key], 2) if b[key] else None]
+        for label, key in (
+            ("client + worker process", "client_and_worker"),
+            ("Temporal server", "server"),
+            ("both", "total"),
+        )
+    ]
+    rows.append(["CPU ms per run: activity functions", activity[GOVERNED], activity[BARE], None])
+    ratios = r["ratios"]
+    rows += [
+        ["throughput ratio, measured", None, None, ratios["throughput_ratio"]],
+        ["CPU ratio (bare/governed CPU per run)", None, None, ratios["cpu_ratio"]],
+        [
+            "throughput ratio if governance cost only its activities' CPU",
+            None,
+            None,
+            ratios["throughput_ratio_ceiling"],
+        ],
+    ]
+    return table(["figure (loaded)", "governed", "bare", "governed/bare"], rows)
 
 
 def dict_table(d: dict, skip: tuple[str, ...] = ()) -> str:
@@ -184,6 +219,8 @@ def text_report(r: dict) -> str:
         )
         parts += [
             comparison_table(r),
+            "\nCPU per run (this process: the client and the worker; and the server):",
+            cpu_table(r),
             "\nwhere a governed run's time goes (activity time per run):",
             activity_table(r),
         ]

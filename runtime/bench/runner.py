@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from runtime import admin
 from runtime.bench.bare import BARE_WORKFLOW, BareInput, BareResult
+from runtime.bench.cpu import cpu_now
 from runtime.bench.harness import BenchEnv
 from runtime.bench.stats import BatchFigures, RunSample, figures
 from runtime.runs_client import start_run
@@ -97,10 +98,11 @@ async def run_batch(
             if progress and len(samples) % max(runs // 4, 1) == 0:
                 progress(f"  {kind}: {len(samples)}/{runs} runs")
 
-    began = time.monotonic()
+    server_pid = env.server.process.pid
+    cpu_before, began = cpu_now(server_pid), time.monotonic()
     await asyncio.gather(*(timed(i) for i in range(runs)))
-    wall = time.monotonic() - began
-    return figures(kind, samples, steps, concurrency, wall), samples
+    wall, cpu = time.monotonic() - began, cpu_now(server_pid) - cpu_before
+    return figures(kind, samples, steps, concurrency, wall, cpu), samples
 
 
 async def warm_up(env: BenchEnv, steps: int, tenant_id: str = BENCH_TENANT) -> None:

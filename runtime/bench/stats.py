@@ -4,6 +4,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from runtime.bench.cpu import CpuUse
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
@@ -70,6 +72,7 @@ class BatchFigures:
     failed: int
     end_to_end: Latency
     start: Latency
+    cpu: CpuUse | None = None  # of the bench process and the server during the batch
 
     @property
     def runs_per_second(self) -> float:
@@ -86,11 +89,17 @@ class BatchFigures:
             "failed": self.failed,
             "end_to_end_ms": self.end_to_end.as_dict(),
             "start_ms": self.start.as_dict(),
+            **({"cpu_ms_per_run": self.cpu.per_run_ms(self.runs)} if self.cpu else {}),
         }
 
 
 def figures(
-    kind: str, samples: Sequence[RunSample], steps: int, concurrency: int, wall: float
+    kind: str,
+    samples: Sequence[RunSample],
+    steps: int,
+    concurrency: int,
+    wall: float,
+    cpu: CpuUse | None = None,
 ) -> BatchFigures:
     starts = [s.start_latency for s in samples if s.start_latency is not None]
     return BatchFigures(
@@ -102,6 +111,7 @@ def figures(
         failed=sum(not s.ok for s in samples),
         end_to_end=Latency.of([s.end_to_end for s in samples]),
         start=Latency.of(starts),
+        cpu=cpu,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runtime.bench import machine
+from runtime.bench.cpu import CpuUse
 from runtime.bench.harness import BenchEnv, bench_env, running_bench_worker
 from runtime.bench.history_profile import history_profile
 from runtime.bench.paused import paused_bench
@@ -50,6 +51,7 @@ async def abba(
     """Governed and bare in the order A B B A, half the runs each time."""
     halves = {GOVERNED: [], BARE: []}
     walls = {GOVERNED: 0.0, BARE: 0.0}
+    cpus = {GOVERNED: CpuUse(), BARE: CpuUse()}
     first = max(runs // 2, 1)
     for kind, n in (
         (GOVERNED, first),
@@ -62,9 +64,27 @@ async def abba(
         batch, samples = await run_batch(env, kind, n, steps, concurrency, progress=progress)
         halves[kind] += samples
         walls[kind] += batch.wall_seconds
+        cpus[kind] += batch.cpu
     return {
-        kind: (figures(kind, halves[kind], steps, concurrency, walls[kind]).as_dict(), halves[kind])
+        kind: (
+            figures(kind, halves[kind], steps, concurrency, walls[kind], cpus[kind]).as_dict(),
+            halves[kind],
+        )
         for kind in (GOVERNED, BARE)
+    }
+
+
+def cpu_bound(loaded: dict, activity_cpu_ms: dict[str, float]) -> dict[str, float]:
+    """What the CPU says about the loaded throughput ratio (both kinds CPU-bound on the same
+    cores): the ratio of CPU per run, and the ratio there would be if governance cost no
+    more than its activity functions' own CPU (its database writes), Temporal's extra
+    work for a governed run (activations, local activities, bigger histories) nothing."""
+    governed = loaded[GOVERNED]["cpu_ms_per_run"]["total"]
+    bare = loaded[BARE]["cpu_ms_per_run"]["total"]
+    floor = bare + activity_cpu_ms[GOVERNED] - activity_cpu_ms[BARE]
+    return {
+        "cpu_ratio": round(ratio(bare, governed), 3),
+        "throughput_ratio_ceiling": round(ratio(bare, floor), 3),
     }
 
 
@@ -111,11 +131,24 @@ async def governed_vs_bare(
     for phase, batch in (("unloaded", unloaded), ("loaded", loaded)):
         ids = {s.workflow_id for s in batch[GOVERNED][1]}
         seconds = env.probe.seconds_by_type(ids)
+        cpu = env.probe.seconds_by_type(ids, cpu=True)
         counts = env.probe.counts_by_type(ids)
         results["activity_ms_per_run"][phase] = {
-            name: {"ms": round(1000 * s / len(ids), 2), "count": round(counts[name] / len(ids), 2)}
+            name: {
+                "ms": round(1000 * s / len(ids), 2),
+                "cpu_ms": round(1000 * cpu[name] / len(ids), 2),
+                "count": round(counts[name] / len(ids), 2),
+            }
             for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])
         }
+    activity_cpu_ms = {}
+    for kind, (_, samples) in loaded.items():
+        ids = {s.workflow_id for s in samples}
+        activity_cpu_ms[kind] = round(
+            1000 * sum(env.probe.seconds_by_type(ids, cpu=True).values()) / len(ids), 2
+        )
+    results["activity_cpu_ms_per_run"] = activity_cpu_ms
+    results["ratios"].update(cpu_bound(results["loaded"], activity_cpu_ms))
 
 
 def stale_scan_part(

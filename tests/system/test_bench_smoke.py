@@ -46,13 +46,20 @@ def test_governed_and_bare_figures_are_all_there(bench):
             for key in ("end_to_end_ms", "start_ms"):
                 assert figures[key]["n"] == figures["runs"]
                 assert all(positive(figures[key][p]) for p in ("p50", "p99", "mean", "max"))
+            cpu = figures["cpu_ms_per_run"]
+            assert positive(cpu["client_and_worker"]) and positive(cpu["server"])
+            assert cpu["total"] == pytest.approx(cpu["client_and_worker"] + cpu["server"], abs=0.2)
     assert all(positive(v) for v in results["ratios"].values())
+    assert {"cpu_ratio", "throughput_ratio_ceiling"} <= results["ratios"].keys()
+    activity_cpu = results["activity_cpu_ms_per_run"]
+    assert positive(activity_cpu["governed"]) and activity_cpu["governed"] > activity_cpu["bare"]
     governed, bare = results["history_per_run"]["governed"], results["history_per_run"]["bare"]
     assert governed["activities"] == bare["activities"] == 3  # one per step
     assert positive(governed["local_activities"]) and bare["local_activities"] == 0
     assert positive(governed["workflow_tasks"]) and positive(bare["workflow_tasks"])
     per_run = results["activity_ms_per_run"]["unloaded"]
     assert per_run["steps.execute"]["count"] == 3 and positive(per_run["steps.execute"]["ms"])
+    assert positive(results["activity_ms_per_run"]["loaded"]["steps.execute"]["cpu_ms"])
     assert any(name.startswith("L:") for name in per_run)
 
 
