@@ -90,10 +90,9 @@ def test_a_codec_gets_the_plain_sandbox():
     assert type(workflow_runner(converter)) is SandboxedWorkflowRunner
 
 
-async def test_context_free_runner_runs_activities_and_local_activities(
-    dev_env: WorkflowEnvironment, task_queue: str
-):
-    client = dev_env.client
+async def run_doubles(client: Client, task_queue: str) -> int:
+    """Doubles (a local activity, then an activity) on a worker with the project's runner
+    for ``client``'s data converter."""
     async with Worker(
         client,
         task_queue=task_queue,
@@ -102,10 +101,15 @@ async def test_context_free_runner_runs_activities_and_local_activities(
         activity_executor=ThreadPoolExecutor(2),
         workflow_runner=workflow_runner(client.data_converter),
     ):
-        result = await client.execute_workflow(
+        return await client.execute_workflow(
             Doubles.run, 5, id=f"doubles-{uuid.uuid4().hex[:8]}", task_queue=task_queue
         )
-    assert result == 20
+
+
+async def test_context_free_runner_runs_activities_and_local_activities(
+    dev_env: WorkflowEnvironment, task_queue: str
+):
+    assert await run_doubles(dev_env.client, task_queue) == 20
 
 
 async def test_the_sandbox_still_refuses_a_wall_clock_read(
@@ -139,18 +143,7 @@ async def test_a_codec_still_receives_each_commands_context(
     codec = RecordingCodec()
     converter = dataclasses.replace(pydantic_data_converter, payload_codec=codec)
     client = Client(**{**dev_env.client.config(), "data_converter": converter})
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[Doubles],
-        activities=[double],
-        activity_executor=ThreadPoolExecutor(2),
-        workflow_runner=workflow_runner(client.data_converter),
-    ):
-        result = await client.execute_workflow(
-            Doubles.run, 5, id=f"doubles-{uuid.uuid4().hex[:8]}", task_queue=task_queue
-        )
-    assert result == 20
+    assert await run_doubles(client, task_queue) == 20
     activity_contexts = [c for c in codec.seen if isinstance(c, ActivitySerializationContext)]
     assert {c.is_local for c in activity_contexts} == {True, False}
     assert {c.activity_type for c in activity_contexts} == {"sandbox-runner.double"}
