@@ -55,6 +55,29 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     http_enabled: bool = True
 
+    # Security (README "Security model"). Egress of skills that call out: deny-by-default
+    # ranges (loopback, link-local, private, multicast) and the worker's own ports are
+    # refused unless an allow-list entry names them; EGRESS_ALLOW is the operator's list for
+    # every tenant, added to each tenant's own (domain.egress rules, e.g.
+    # '[{"scheme": "https", "host": "api.example.com", "port": 443}]').
+    egress_allow: list[dict] = Field(default_factory=list)
+    # Fernet key (urlsafe base64, 32 bytes) for tenant secrets; unset: a key file
+    # DATA_DIR/secrets.key, created on first use with mode 0600.
+    secrets_key: str | None = None
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The promotion authority a key acts with when the key names none: key authority →
+    # candidate authority type (domain.candidates); an authority not listed may not promote.
+    promotion_authorities: dict[str, str] = Field(
+        default_factory=lambda: {
+            "TENANT_ADMIN": "HUMAN_OPERATOR",
+            "FOUNDER_ONLY": "HUMAN_OPERATOR",
+        }
+    )
+    # Per-tenant defaults (a tenant's own setting wins; null here = no limit).
+    max_runs_in_flight_per_tenant: int | None = Field(default=100, ge=1)
+    max_steps_in_flight_per_tenant: int | None = Field(default=16, ge=1)
+    max_signal_count: int = Field(default=10_000, ge=1)
+
     # Reconciliation, events and alerts (runtime.schedules, runtime.reactor, runtime.alerting).
     reconcile_interval_seconds: int = Field(default=60, ge=1)
     reconcile_page_size: int = Field(default=500, ge=1, le=5000)

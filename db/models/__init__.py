@@ -23,6 +23,7 @@ from db.models.reconciliation import (
     TenantAlertSettings,
 )
 from db.models.runs import Run, RunPhaseTransition, Tenant
+from db.models.security import StepSlot, TenantSecret
 from db.models.traces import Trace, TraceStep
 
 __all__ = [
@@ -49,10 +50,12 @@ __all__ = [
     "ReactorHeartbeat",
     "ReconciliationFinding",
     "Run",
+    "StepSlot",
     "RunPhaseTransition",
     "StopRequest",
     "SuppressedAlert",
     "Tenant",
+    "TenantSecret",
     "TenantAlertSettings",
     "Trace",
     "TraceStep",

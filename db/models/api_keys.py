@@ -19,5 +19,8 @@ class ApiKey(Base):
     tenant_id: Mapped[str] = mapped_column(String(100), index=True)
     authority: Mapped[str] = mapped_column(String(30))
     name: Mapped[str] = mapped_column(String(200))
+    # The promotion authority the key acts with (domain.enums AuthorityType); null: the
+    # operator's mapping from ``authority`` (settings PROMOTION_AUTHORITIES).
+    promotion_authority: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -10,12 +10,15 @@ from db.models.base import Base
 
 
 class IdempotencyRecord(Base):
-    """The first result of a step, keyed by (workflow id, step key): exactly-once writes."""
+    """The first result of a step, keyed by (workflow id, Temporal run id, step key):
+    exactly-once writes within one execution, and no execution ever reads another's."""
 
     __tablename__ = "idempotency_ledger"
 
     workflow_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="")
     step_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(100))
     result: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 

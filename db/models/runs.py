@@ -11,7 +11,8 @@ from db.models.base import Base
 
 
 class Tenant(Base):
-    """A tenant: its status, budget limit and allowed skills (null = every skill)."""
+    """A tenant: its status, budget limit and allowed skills (null = every skill), and the
+    security settings an operator sets for it (null = the worker's default)."""
 
     __tablename__ = "tenants"
 
@@ -21,6 +22,12 @@ class Tenant(Base):
     budget_limit: Mapped[Decimal | None]
     allowed_skills: Mapped[list[Any] | None]
     limits_version: Mapped[int] = mapped_column(default=1)
+    # Egress allow-list of outbound skill calls: [{"scheme", "host", "port"}] (domain.egress).
+    egress_allow: Mapped[list[Any] | None]
+    promotion_policies: Mapped[list[Any] | None]  # policy ids a submitter may name
+    max_signal_count: Mapped[int | None]
+    max_runs_in_flight: Mapped[int | None]
+    max_steps_in_flight: Mapped[int | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -34,6 +41,8 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(100))
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
+    # The Temporal run id of the execution that opened this run: the only one that owns it.
+    execution_id: Mapped[str | None] = mapped_column(String(64))
     phase: Mapped[str] = mapped_column(String(30))
     status: Mapped[str] = mapped_column(String(30))
     steps_total: Mapped[int]
