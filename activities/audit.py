@@ -79,7 +79,9 @@ class AuditActivities:
                 )
             return Done()
 
-        run_once(self.sessions, f"audit.amend_contract:{req.key}", Done, write)
+        run_once(
+            self.sessions, f"audit.amend_contract:{req.key}", Done, write, tenant_id=req.tenant_id
+        )
 
     @activity.defn(name="audit.reconcile_run")
     def reconcile_run(self, run_id: str) -> ReconcileRunResult:

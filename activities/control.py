@@ -116,7 +116,13 @@ class ControlActivities:
             )
             return Done()
 
-        run_once(self.sessions, f"control.record_pause:{req.pause_no}", Done, write)
+        run_once(
+            self.sessions,
+            f"control.record_pause:{req.pause_no}",
+            Done,
+            write,
+            tenant_id=req.tenant_id,
+        )
 
     @activity.defn(name="control.update_pause")
     def update_pause(self, req: PauseUpdateRequest) -> None:
@@ -162,7 +168,13 @@ class ControlActivities:
             )
             return Done()
 
-        run_once(self.sessions, f"control.update_pause:{req.pause_no}:{req.kind}", Done, write)
+        run_once(
+            self.sessions,
+            f"control.update_pause:{req.pause_no}:{req.kind}",
+            Done,
+            write,
+            tenant_id=req.tenant_id,
+        )
 
     @activity.defn(name="control.record_refusal")
     def record_refusal(self, req: RefusalRequest) -> None:
@@ -183,7 +195,9 @@ class ControlActivities:
             )
             return Done()
 
-        run_once(self.sessions, f"control.record_refusal:{req.key}", Done, write)
+        run_once(
+            self.sessions, f"control.record_refusal:{req.key}", Done, write, tenant_id=req.tenant_id
+        )
 
 
 def _set_run_status(session: Session, run_id: str, status: RunStatus) -> None:

@@ -62,7 +62,13 @@ class IncidentActivities:
             )
             return IncidentResult(incident_id=incident_id)
 
-        return run_once(self.sessions, f"incidents.create:{req.key}", IncidentResult, write)
+        return run_once(
+            self.sessions,
+            f"incidents.create:{req.key}",
+            IncidentResult,
+            write,
+            tenant_id=req.tenant_id,
+        )
 
     @activity.defn(name="incidents.rollback")
     def rollback(self, req: RollbackRequest) -> None:
@@ -98,4 +104,4 @@ class IncidentActivities:
             )
             return Done()
 
-        run_once(self.sessions, "incidents.rollback", Done, write)
+        run_once(self.sessions, "incidents.rollback", Done, write, tenant_id=req.tenant_id)

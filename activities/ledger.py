@@ -1,7 +1,9 @@
 """Exactly-once writes: a step's domain rows, its ack and its ledger row share one transaction.
 
 A retried activity (or a concurrent duplicate attempt) finds the ledger row keyed by
-(workflow id, step key) and returns the first result without writing anything new.
+(workflow id, Temporal run id, step key) and returns the first result without writing
+anything new. The Temporal run id makes the key an execution's own: a later execution with
+the same workflow id (a reused run id) never reads an earlier execution's results.
 """
 
 from collections.abc import Callable
@@ -30,17 +32,29 @@ def workflow_id() -> str:
     return activity.info().workflow_id or "no-workflow"
 
 
+def execution_key(per_execution: bool = True) -> tuple[str, str]:
+    """(workflow id, Temporal run id) of the calling activity's workflow execution; the run
+    id is '' for a ledger shared by every execution of a workflow id (``per_execution``
+    False: results that depend only on deterministic ids, e.g. a candidate's decision)."""
+    info = activity.info()
+    return workflow_id(), (info.workflow_run_id or "") if per_execution else ""
+
+
 def run_once(
     sessions: sessionmaker[Session],
     step_key: str,
     result_type: type[T],
     write: Callable[[Session], T],
+    *,
+    tenant_id: str | None = None,
+    per_execution: bool = True,
 ) -> T:
-    """Run ``write`` once per (workflow id, step key); later calls return the first result."""
-    wf_id = workflow_id()
+    """Run ``write`` once per (workflow id, Temporal run id, step key); later calls of the
+    same execution return the first result."""
+    wf_id, execution_id = execution_key(per_execution)
     try:
         with sessions.begin() as session:
-            stored = _recorded(session, wf_id, step_key)
+            stored = _recorded(session, wf_id, execution_id, step_key)
             if stored is not None:
                 return result_type.model_validate(stored)
             result = write(session)
@@ -48,7 +62,9 @@ def run_once(
                 session,
                 IdempotencyRecord,
                 workflow_id=wf_id,
+                execution_id=execution_id,
                 step_key=step_key,
+                tenant_id=tenant_id,
                 result=result.model_dump(mode="json"),
                 created_at=utcnow(),
             )
@@ -56,22 +72,24 @@ def run_once(
     except IntegrityError:
         # A concurrent attempt committed first; its result is the one that counts.
         with sessions.begin() as session:
-            stored = _recorded(session, wf_id, step_key)
+            stored = _recorded(session, wf_id, execution_id, step_key)
             if stored is None:
                 raise
             return result_type.model_validate(stored)
 
 
 def find_first_result(sessions: sessionmaker[Session], step_key: str) -> dict | None:
-    """The recorded result of ``step_key``, read without taking the write lock."""
+    """The recorded result of ``step_key`` in this execution, read without the write lock."""
     with reading(sessions) as session:
-        return _recorded(session, workflow_id(), step_key)
+        return _recorded(session, *execution_key(), step_key)
 
 
 # Built once: the hot path binds parameters instead of rebuilding its statements.
 _LEDGER = IdempotencyRecord.__table__
 _RECORDED = select(_LEDGER.c.result).where(
-    _LEDGER.c.workflow_id == bindparam("wf_id"), _LEDGER.c.step_key == bindparam("step_key")
+    _LEDGER.c.workflow_id == bindparam("wf_id"),
+    _LEDGER.c.execution_id == bindparam("execution_id"),
+    _LEDGER.c.step_key == bindparam("step_key"),
 )
 _EXPECTATIONS = AuditExpectation.__table__
 _CLOSE_EXPECTATION = (
@@ -93,8 +111,8 @@ def execute_core(session: Session, statement, params: dict):  # noqa: ANN001, AN
     return session.connection().execute(statement, params)
 
 
-def _recorded(session: Session, wf_id: str, step_key: str) -> dict | None:
-    params = {"wf_id": wf_id, "step_key": step_key}
+def _recorded(session: Session, wf_id: str, execution_id: str, step_key: str) -> dict | None:
+    params = {"wf_id": wf_id, "execution_id": execution_id, "step_key": step_key}
     return execute_core(session, _RECORDED, params).scalar_one_or_none()
 
 

@@ -109,7 +109,13 @@ class PolicyActivities:
                 limit_breach_ids=breach_ids,
             )
 
-        return run_once(self.sessions, "policies.evaluate", EvaluationResult, write)
+        return run_once(
+            self.sessions,
+            "policies.evaluate",
+            EvaluationResult,
+            write,
+            tenant_id=req.facts.tenant_id,
+        )
 
     @activity.defn(name="policies.rollback_evaluation")
     def rollback_evaluation(self, req: RollbackRequest) -> None:
@@ -155,4 +161,6 @@ class PolicyActivities:
             )
             return Done()
 
-        run_once(self.sessions, "policies.rollback_evaluation", Done, write)
+        run_once(
+            self.sessions, "policies.rollback_evaluation", Done, write, tenant_id=req.tenant_id
+        )

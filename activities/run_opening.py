@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from temporalio.exceptions import ApplicationError
 
 from activities.ledger import ack, audit_entry, execute_core, insert_row, insert_rows
 from activities.policy_checks import record_policy_check, rule_state
@@ -31,18 +32,38 @@ _TENANT = select(
     _TENANTS.c.allowed_skills,
     _TENANTS.c.limits_version,
 ).where(_TENANTS.c.id == bindparam("tenant_id"))
+_RUNS = Run.__table__
+_RUN_HELD = select(_RUNS.c.id).where(_RUNS.c.id == bindparam("run_id"))
 _STOPS = StopRequest.__table__
 _STOP_FILED = select(_STOPS.c.run_id).where(_STOPS.c.run_id == bindparam("run_id"))
 
 
+class RunIdInUse(ApplicationError):
+    """Another workflow execution already opened a run with this id: a run id names one run,
+    forever. Non-retryable; the message is the same whoever holds the id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run id {run_id!r} is already in use; start the run under another id",
+            type="RunIdInUse",
+            non_retryable=True,
+        )
+
+
 def open_run(
-    session: Session, req: OpenRunRequest, config: RunConfig, now: datetime
+    session: Session, req: OpenRunRequest, config: RunConfig, now: datetime, execution_id: str
 ) -> OpenRunResult:
     """Authorize from the tenant's live state, then write the run, its transitions, its
-    contract (expectations at T0), the authorization ack and the ledger entries."""
+    contract (expectations at T0), the authorization ack and the ledger entries.
+
+    ``execution_id`` (the Temporal run id) becomes the run's owner. A run row that already
+    exists belongs to another execution (this one's would have been found in the ledger):
+    refused before anything is written, so nothing of the earlier run is touched."""
+    if run_id_held(session, req.run_id):
+        raise RunIdInUse(req.run_id)
     authorization = decide_authorization(session, req)
     allowed = authorization.decision == AuthorizationDecision.ALLOWED
-    _insert_run(session, req, config, authorization, now)
+    _insert_run(session, req, config, authorization, now, execution_id)
     _record_authorization(session, req, authorization)
     if allowed:
         emit_transition_events(session, req.authorized, req.tenant_id)
@@ -50,6 +71,11 @@ def open_run(
     return OpenRunResult(
         config=config, started_at=now, authorization=authorization, first_check_recorded=checked
     )
+
+
+def run_id_held(session: Session, run_id: str) -> bool:
+    """Whether a run row with this id exists (whatever its tenant or state)."""
+    return execute_core(session, _RUN_HELD, {"run_id": run_id}).first() is not None
 
 
 def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResult:
@@ -102,6 +128,7 @@ def _insert_run(
     config: RunConfig,
     auth: AuthorizeResult,
     now: datetime,
+    execution_id: str,
 ) -> None:
     """The run as this transaction leaves it, its transition rows and its expectations."""
     entered = req.authorized if auth.decision == AuthorizationDecision.ALLOWED else None
@@ -112,6 +139,7 @@ def _insert_run(
         id=req.run_id,
         tenant_id=req.tenant_id,
         workflow_id=run_workflow_id(req.run_id),
+        execution_id=execution_id,
         phase=entered.to_phase if entered else Phase.CREATED,
         status=entered.status if entered else RunStatus.QUEUED,
         steps_total=len(req.steps),

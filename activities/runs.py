@@ -45,15 +45,17 @@ class RunActivities:
         """Insert the run, declare its audit expectations at T0 and authorize it; an allowed
         run enters AUTHORIZED in the same commit (``req.authorized``)."""
 
+        execution_id = activity.info().workflow_run_id
+
         def write(session: Session) -> OpenRunResult:
             config: RunConfig = self.resolve_config(req.options or RunOptions())
-            opened = open_run(session, req, config, utcnow())
+            opened = open_run(session, req, config, utcnow(), execution_id)
             if opened.first_check_recorded:
                 first_checks.append(req.tenant_id)
             return opened
 
         first_checks: list[str] = []  # set when this call did the write (not a ledger replay)
-        opened = run_once(self.sessions, "runs.open", OpenRunResult, write)
+        opened = run_once(self.sessions, "runs.open", OpenRunResult, write, tenant_id=req.tenant_id)
         for tenant_id in first_checks:
             metrics.record_policy_decision(tenant_id, PolicyDecision.CONTINUE)
         return opened
@@ -69,7 +71,7 @@ class RunActivities:
             run.updated_at = utcnow()
             return Done()
 
-        run_once(self.sessions, "runs.mark_degraded", Done, write)
+        run_once(self.sessions, "runs.mark_degraded", Done, write, tenant_id=req.tenant_id)
 
     @activity.defn(name="runs.transition")
     def transition(self, req: TransitionRequest) -> None:
@@ -135,7 +137,9 @@ class RunActivities:
             return FinalizeResult(phase=req.to_phase, status=req.status, reason=req.reason)
 
         finished: list = []  # the phase timeline, when this call did the write
-        committed = run_once(self.sessions, "runs.finalize", FinalizeResult, write)
+        committed = run_once(
+            self.sessions, "runs.finalize", FinalizeResult, write, tenant_id=req.tenant_id
+        )
         if finished:
             metrics.record_run_finished(req.tenant_id, req.to_phase, req.status, finished[0])
         return committed

@@ -73,7 +73,7 @@ class TraceActivities:
                 commit_transition(session, req.enter)
             return TraceStarted(trace_id=trace_id)
 
-        return run_once(self.sessions, "traces.start", TraceStarted, write)
+        return run_once(self.sessions, "traces.start", TraceStarted, write, tenant_id=req.tenant_id)
 
     @activity.defn(name="traces.complete")
     def complete(self, req: TraceRequest) -> TraceCompleted:
@@ -106,7 +106,9 @@ class TraceActivities:
                 reconciliation=reconciliation,
             )
 
-        return run_once(self.sessions, "traces.complete", TraceCompleted, write)
+        return run_once(
+            self.sessions, "traces.complete", TraceCompleted, write, tenant_id=req.tenant_id
+        )
 
     @activity.defn(name="traces.revert_completion")
     def revert_completion(self, req: RollbackRequest) -> None:
@@ -140,4 +142,4 @@ class TraceActivities:
             )
             return Done()
 
-        run_once(self.sessions, "traces.revert_completion", Done, write)
+        run_once(self.sessions, "traces.revert_completion", Done, write, tenant_id=req.tenant_id)

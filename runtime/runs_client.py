@@ -9,6 +9,7 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -53,7 +54,9 @@ async def start_run(
     *,
     start_signal: tuple[str, dict[str, Any]] | None = None,
 ) -> WorkflowHandle:
-    """Validate, then start RunWorkflow with id run-<run_id>; a duplicate id is refused."""
+    """Validate, then start RunWorkflow with id run-<run_id>; a duplicate id is refused
+    (while Temporal still holds a closed workflow of that id: by its id reuse policy; after
+    that, by the workflow itself when it opens: RunIdInUse)."""
     run_input = validate_run_input(payload)
     attributes = TypedSearchAttributes(
         [
@@ -66,6 +69,7 @@ async def start_run(
         "id": run_workflow_id(run_input.run_id),
         "task_queue": task_queue,
         "search_attributes": attributes,
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
     }
     if start_signal is not None:
         options["start_signal"], options["start_signal_args"] = start_signal[0], [start_signal[1]]
@@ -79,7 +83,12 @@ async def start_run(
             **options,
         )
     except WorkflowAlreadyStartedError:
-        raise RunRequestError(f"run {run_input.run_id} already exists") from None
+        raise RunRequestError(run_id_in_use(run_input.run_id)) from None
+
+
+def run_id_in_use(run_id: str) -> str:
+    """The refusal of a taken run id: the same words whoever holds it."""
+    return f"run id {run_id!r} is already in use; start the run under another id"
 
 
 async def running_handle(client: Client, run_id: str) -> WorkflowHandle:

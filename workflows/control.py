@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models import Actor, PauseRequest, PauseView, ResumeRequest, StopRequest
     from domain.outcome import IncidentSpec, Outcome
-    from workflows.errors import describe_validation_error
+    from workflows.errors import describe_validation_error, one_object
     from workflows.options import DB_WRITE, MUST_WRITE
     from workflows.pausing import SYSTEM, Pause, hold
 
@@ -67,7 +67,13 @@ class RunControl:
 
     # ----- signals (validate, record intent, never block) ----------------------------
 
-    def _parse(self, name: str, model: type[BaseModel], raw: Any) -> Any:
+    def _parse(self, name: str, model: type[BaseModel], args: tuple[Any, ...]) -> Any:
+        """The signal's payload as ``model``; anything else is refused (audited at the next
+        checkpoint) and changes nothing."""
+        raw, problem = one_object(args)
+        if raw is None:
+            self.refusals.append((name, f"malformed: {problem}", None))
+            return None
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
@@ -82,13 +88,13 @@ class RunControl:
             return True
         return False
 
-    def on_pause(self, raw: Any) -> None:
-        req = self._parse("pause", PauseRequest, raw)
+    def on_pause(self, *args: Any) -> None:
+        req = self._parse("pause", PauseRequest, args)
         if req is not None and not self._ended("pause") and self.pause is None:
             self.pending_pause = req
 
-    def on_resume(self, raw: Any) -> None:
-        req = self._parse("resume", ResumeRequest, raw)
+    def on_resume(self, *args: Any) -> None:
+        req = self._parse("resume", ResumeRequest, args)
         if req is None or self._ended("resume"):
             return
         if self.pause is None and self.pending_pause is None:
@@ -96,8 +102,8 @@ class RunControl:
             return
         self.resumes.append(req)
 
-    def on_stop(self, raw: Any) -> None:
-        req = self._parse("stop", StopRequest, raw)
+    def on_stop(self, *args: Any) -> None:
+        req = self._parse("stop", StopRequest, args)
         if req is not None and not self._ended("stop") and self.stop is None:
             self.stop = req
 

@@ -1,6 +1,7 @@
 """How RunWorkflow reads the errors it meets: validation, cancellation, activity failures."""
 
 import asyncio
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.exceptions import ActivityError, CancelledError
@@ -16,6 +17,32 @@ def describe_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "input"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+def one_object(args: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:
+    """The single JSON object a workflow input or a message must be, or why it is not one:
+    a missing payload, two payloads or a non-object never reach a typed handler (where they
+    would fail the workflow task on every attempt)."""
+    if len(args) != 1:
+        got = "no payload" if not args else f"{len(args)} payloads"
+        return None, f"expected one JSON object, got {got}"
+    if not isinstance(args[0], dict):
+        return None, f"expected a JSON object, got {json_type(args[0])}"
+    return args[0], None
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def is_cancellation(exc: BaseException) -> bool:

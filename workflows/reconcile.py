@@ -12,9 +12,12 @@ purges the candidate orchestration log (activity ``candidates.purge_orchestratio
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import ReconcileActivities
@@ -26,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ScanPass,
         ScanRequest,
     )
+    from workflows.errors import describe_validation_error, one_object
 
 MAX_REPORTS = 200
 
@@ -44,9 +48,28 @@ RECONCILE_ACTIVITY = {
 class ReconcileWorkflow:
     """One reconciliation of every overdue run and every unexpected ack since last time."""
 
+    @staticmethod
+    def _parse(args: tuple[Any, ...]) -> ReconcileInput:
+        """No payload (every field defaulted) or one ReconcileInput object; anything else
+        fails the workflow at once (never its task, which would retry forever)."""
+        if not args:
+            return ReconcileInput()
+        raw, problem = one_object(args)
+        try:
+            if raw is None:
+                raise ValueError(problem)
+            return ReconcileInput.model_validate(raw)
+        except (ValueError, ValidationError) as exc:
+            reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else exc
+            raise ApplicationError(
+                f"invalid ReconcileWorkflow input: {reason}",
+                type="InvalidReconcileInput",
+                non_retryable=True,
+            ) from None
+
     @workflow.run
-    async def run(self, inp: ReconcileInput | None = None) -> ReconcileSummary:
-        inp = inp or ReconcileInput()
+    async def run(self, *args: Any) -> ReconcileSummary:
+        inp = self._parse(args)
         as_of = inp.as_of or workflow.now()
         ack_since = inp.ack_since or self._ack_since(inp, as_of)
         state = inp.model_copy(update={"as_of": as_of, "ack_since": ack_since})

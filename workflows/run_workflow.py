@@ -48,7 +48,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.phases import PhaseInvariantError, check_transition
     from workflows import patches
     from workflows.control import RunControl
-    from workflows.errors import describe_validation_error, is_cancellation, root_cause
+    from workflows.errors import (
+        describe_validation_error,
+        is_cancellation,
+        one_object,
+        root_cause,
+    )
     from workflows.options import MUST_WRITE, STEP, TRACE_START
     from workflows.run_governance import govern
     from workflows.saga import shielded
@@ -59,13 +64,16 @@ class RunWorkflow:
     """A governed run. Signals: pause, resume, stop. Query: status."""
 
     @workflow.init
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, *args: Any) -> None:
+        # Untyped on purpose: a payload that is not one JSON object must reach this check
+        # (and fail the run as InvalidRunInput), not fail the workflow task while decoding.
         self._input: RunInput | None = None
-        self._input_error: str | None = None
-        try:
-            self._input = RunInput.model_validate(raw)
-        except ValidationError as exc:
-            self._input_error = describe_validation_error(exc)
+        raw, self._input_error = one_object(args)
+        if raw is not None:
+            try:
+                self._input = RunInput.model_validate(raw)
+            except ValidationError as exc:
+                self._input_error = describe_validation_error(exc)
         wf_run_id = run_id_from_workflow_id(workflow.info().workflow_id)
         given = self._input.run_id if self._input else None
         if given is not None and given != wf_run_id:
@@ -93,7 +101,7 @@ class RunWorkflow:
     # ----- operator surface -------------------------------------------------------
 
     @workflow.query(name="status")
-    def status_query(self) -> RunStatusView:
+    def status_query(self, *_args: Any) -> RunStatusView:
         return RunStatusView(
             run_id=self.run_id,
             tenant_id=self.tenant_id,
@@ -109,21 +117,21 @@ class RunWorkflow:
         )
 
     @workflow.signal(name="pause")
-    def pause_signal(self, raw: dict[str, Any]) -> None:
-        self.control.on_pause(raw)
+    def pause_signal(self, *args: Any) -> None:
+        self.control.on_pause(*args)
 
     @workflow.signal(name="resume")
-    def resume_signal(self, raw: dict[str, Any]) -> None:
-        self.control.on_resume(raw)
+    def resume_signal(self, *args: Any) -> None:
+        self.control.on_resume(*args)
 
     @workflow.signal(name="stop")
-    def stop_signal(self, raw: dict[str, Any]) -> None:
-        self.control.on_stop(raw)
+    def stop_signal(self, *args: Any) -> None:
+        self.control.on_stop(*args)
 
     # ----- lifecycle ---------------------------------------------------------------
 
     @workflow.run
-    async def run(self, raw: dict[str, Any]) -> RunResult:
+    async def run(self, *_args: Any) -> RunResult:
         if self._input is None or self._input_error:
             raise ApplicationError(
                 f"invalid RunWorkflow input: {self._input_error}",

@@ -6,7 +6,7 @@ of the batch finishes first) so the fault lands while runs are mid-flight, injec
 fault, repairs it, and waits until every run that was in flight has finished. Recovery
 is the time from the fault to the first run finalized after the repair; settle, to the
 last run that was in flight. Run starts that hit a dead server are retried (a start
-that reached the server before it died is found as "already exists", counted once).
+that reached the server before it died is found as "already in use", counted once).
 """
 
 import asyncio
