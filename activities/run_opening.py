@@ -17,6 +17,7 @@ from activities.ledger import ack, audit_entry, execute_core, insert_row, insert
 from activities.policy_checks import record_policy_check, rule_state
 from activities.transitions import emit_transition_events, transition_row
 from db.models import AuditExpectation, Run, RunPhaseTransition, StopRequest, Tenant
+from db.queries.limits import runs_in_flight
 from domain import contract
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
@@ -31,6 +32,7 @@ _TENANT = select(
     _TENANTS.c.budget_limit,
     _TENANTS.c.allowed_skills,
     _TENANTS.c.limits_version,
+    _TENANTS.c.max_runs_in_flight,
 ).where(_TENANTS.c.id == bindparam("tenant_id"))
 _RUNS = Run.__table__
 _RUN_HELD = select(_RUNS.c.id).where(_RUNS.c.id == bindparam("run_id"))
@@ -51,7 +53,12 @@ class RunIdInUse(ApplicationError):
 
 
 def open_run(
-    session: Session, req: OpenRunRequest, config: RunConfig, now: datetime, execution_id: str
+    session: Session,
+    req: OpenRunRequest,
+    config: RunConfig,
+    now: datetime,
+    execution_id: str,
+    max_runs_in_flight: int | None = None,
 ) -> OpenRunResult:
     """Authorize from the tenant's live state, then write the run, its transitions, its
     contract (expectations at T0), the authorization ack and the ledger entries.
@@ -61,7 +68,7 @@ def open_run(
     refused before anything is written, so nothing of the earlier run is touched."""
     if run_id_held(session, req.run_id):
         raise RunIdInUse(req.run_id)
-    authorization = decide_authorization(session, req)
+    authorization = decide_authorization(session, req, max_runs_in_flight)
     allowed = authorization.decision == AuthorizationDecision.ALLOWED
     _insert_run(session, req, config, authorization, now, execution_id)
     _record_authorization(session, req, authorization)
@@ -78,8 +85,11 @@ def run_id_held(session: Session, run_id: str) -> bool:
     return execute_core(session, _RUN_HELD, {"run_id": run_id}).first() is not None
 
 
-def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResult:
-    """Tenant known and active, every skill allowed, budget within the tenant's limit."""
+def decide_authorization(
+    session: Session, req: OpenRunRequest, max_runs: int | None = None
+) -> AuthorizeResult:
+    """Tenant known and active, every skill allowed, budget within the tenant's limit, and
+    fewer runs in flight than its limit (the tenant's own, else ``max_runs_in_flight``)."""
     denied = AuthorizationDecision.DENIED
     tenant = execute_core(session, _TENANT, {"tenant_id": req.tenant_id}).one_or_none()
     if tenant is None:
@@ -114,7 +124,22 @@ def decide_authorization(session: Session, req: OpenRunRequest) -> AuthorizeResu
             f"{plain(tenant.budget_limit)}",
             **versions,
         )
+    limit = tenant.max_runs_in_flight if tenant.max_runs_in_flight is not None else max_runs
+    busy = _runs_in_flight_refusal(session, tenant.id, limit)
+    if busy is not None:
+        return AuthorizeResult(decision=denied, reason=busy, **versions)
     return AuthorizeResult(decision=AuthorizationDecision.ALLOWED, reason="allowed", **versions)
+
+
+def _runs_in_flight_refusal(session: Session, tenant_id: str, limit: int | None) -> str | None:
+    """Why the tenant may not open another run now (at its runs-in-flight limit), if so.
+    The HTTP API answers 429 before starting; this is the check every other path meets."""
+    if limit is None:
+        return None
+    in_flight = runs_in_flight(session, tenant_id)
+    if in_flight < limit:
+        return None
+    return f"tenant {tenant_id!r} has {in_flight} runs in flight, its limit is {limit}"
 
 
 def plain(amount: Decimal) -> str:

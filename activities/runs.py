@@ -36,8 +36,14 @@ from observability import metrics
 class RunActivities:
     """Writes of the runs domain. ``resolve_config`` turns options into a RunConfig."""
 
-    def __init__(self, sessions: sessionmaker[Session], resolve_config) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        resolve_config,  # noqa: ANN001
+        max_runs_in_flight: int | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.max_runs_in_flight = max_runs_in_flight  # per tenant, unless its own is set
         self.resolve_config = resolve_config
 
     @activity.defn(name="runs.open")
@@ -49,7 +55,7 @@ class RunActivities:
 
         def write(session: Session) -> OpenRunResult:
             config: RunConfig = self.resolve_config(req.options or RunOptions())
-            opened = open_run(session, req, config, utcnow(), execution_id)
+            opened = open_run(session, req, config, utcnow(), execution_id, self.max_runs_in_flight)
             if opened.first_check_recorded:
                 first_checks.append(req.tenant_id)
             return opened

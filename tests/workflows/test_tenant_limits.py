@@ -1,0 +1,58 @@
+"""Fair limits on every start path: a tenant at its runs-in-flight limit is refused when a
+run opens (the HTTP API answers 429 before starting: tests/api/test_api_limits.py)."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import update
+
+from db.models import Run, Tenant
+from domain.enums import AuthorizationDecision, RunStatus
+from tests.helpers import echo_steps, new_tenant, rows, running_worker, start_run
+
+pytestmark = pytest.mark.timeout(120)
+
+ADMIN = {"id": "ops-1", "authority": "TENANT_ADMIN"}
+
+
+def set_limits(sessions, tenant_id: str, **limits: int | None) -> None:
+    with sessions.begin() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(**limits))
+
+
+async def wait_status(handle, status: str) -> None:
+    for _ in range(200):
+        if (await handle.query("status"))["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never reached {status}")
+
+
+async def test_a_tenant_at_its_runs_in_flight_limit_is_refused_at_open(
+    dev_env, settings, sessions, task_queue, run_id
+):
+    tenant = new_tenant(sessions)
+    set_limits(sessions, tenant, max_runs_in_flight=1)
+    payload = {"tenant_id": tenant, "steps": echo_steps(1)}
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        first = await start_run(
+            dev_env.client, task_queue, run_id, {**payload, "run_id": run_id},
+            start_signal="pause", start_signal_args=[{"actor": ADMIN}],
+        )  # fmt: skip
+        await wait_status(first, "paused")
+        second_id = f"{run_id}-2"
+        second = await start_run(
+            dev_env.client, task_queue, second_id, {**payload, "run_id": second_id}
+        )
+        refused = await second.result()
+        assert refused.status == RunStatus.FAILED_POLICY
+        assert f"tenant {tenant!r} has 1 runs in flight, its limit is 1" in refused.reason
+        (row,) = rows(sessions, Run, id=second_id)
+        assert row.authorization_decision == AuthorizationDecision.DENIED
+        await first.signal("resume", {"actor": ADMIN})
+        assert (await first.result()).status == RunStatus.SUCCEEDED
+        third_id = f"{run_id}-3"
+        third = await start_run(
+            dev_env.client, task_queue, third_id, {**payload, "run_id": third_id}
+        )
+        assert (await third.result()).status == RunStatus.SUCCEEDED
