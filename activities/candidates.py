@@ -1,5 +1,9 @@
 """Candidates facade: load a candidate, apply a promotion decision, log, purge the log.
 
+``load`` returns the candidate with its tenant's promotion limits (the policies it may
+name, the signal_count bound), read in one transaction: the workflow fails a candidate
+outside them closed, however the workflow was started.
+
 ``apply_decision`` writes the decision, the candidate's new status and (for PROMOTE) the
 one incident in ONE transaction; the ids come from the engine, so a retry, a duplicate
 execution or a replay finds what the first one wrote and creates nothing new. Events
@@ -20,7 +24,9 @@ from activities import events
 from activities.ledger import audit_entry, run_once, utcnow
 from db.models import Candidate, Incident, OrchestrationAttempt, PromotionDecisionRecord
 from db.models.candidates import ORCHESTRATION_LOG_RETENTION
+from db.queries.promotion_limits import promotion_limits
 from domain.candidates import (
+    DEFAULT_MAX_SIGNAL_COUNT,
     FINAL_STATUSES,
     ApplyDecisionRequest,
     AuthorityContext,
@@ -104,14 +110,24 @@ def _duration_ms(started: datetime, completed: datetime) -> int:
 class CandidateActivities:
     """Writes (and the one read) of the candidates domain."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        default_max_signal_count: int = DEFAULT_MAX_SIGNAL_COUNT,
+    ) -> None:
         self.sessions = sessions
+        self.default_max_signal_count = default_max_signal_count
 
     @activity.defn(name="candidates.load")
     def load(self, candidate_id: str) -> CandidateLookup:
+        """The candidate and, read with it, its tenant's promotion limits (the workflow
+        holds the candidate to them before the engine decides)."""
         with self.sessions() as session:
             row = session.get(Candidate, candidate_id)
-            return CandidateLookup(candidate=None if row is None else snapshot(row))
+            if row is None:
+                return CandidateLookup(candidate=None)
+            limits = promotion_limits(session, row.tenant_id, self.default_max_signal_count)
+            return CandidateLookup(candidate=snapshot(row), limits=limits)
 
     @activity.defn(name="candidates.apply_decision")
     def apply_decision(self, req: ApplyDecisionRequest) -> PromotionResult:
@@ -173,7 +189,16 @@ class CandidateActivities:
             quietly(session, "orchestration log", lambda: self._log_success(session, req))
             return result
 
-        return run_once(self.sessions, f"candidates.apply:{d.decision_id}", PromotionResult, write)
+        # The decision id is derived from everything the decision depends on, so every
+        # execution of candidate-<id> shares its result (a re-submission after the first
+        # execution closed finds it instead of writing a second decision).
+        return run_once(
+            self.sessions,
+            f"candidates.apply:{d.decision_id}",
+            PromotionResult,
+            write,
+            per_execution=False,
+        )
 
     @activity.defn(name="candidates.record_failure")
     def record_failure(self, req: FailureRequest) -> Done:

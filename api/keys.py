@@ -2,6 +2,10 @@
 
 Only the sha256 of a key is stored. A key acts for one tenant with one authority; its
 creation and revocation are written to the audit ledger.
+
+The promotion authority a key promotes candidates with is the key's own
+(``api_keys.promotion_authority``, set by the operator at creation) or else the operator's
+mapping of its authority (``PROMOTION_AUTHORITIES``); a request never chooses it.
 """
 
 import hashlib
@@ -15,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import ApiKey, AuditLedgerEntry, Tenant
+from domain.candidates import AuthorityType, human_authority_type
 from domain.enums import Authority
 
 KEY_PREFIX = "gr_"
@@ -24,6 +29,10 @@ class ApiKeyError(ValueError):
     """A refused key operation; nothing was written."""
 
 
+class NoPromotionAuthority(ValueError):
+    """The key may not promote candidates; the message says why."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who an authenticated request acts as."""
@@ -31,10 +40,31 @@ class Principal:
     key_id: str
     tenant_id: str
     authority: Authority
+    promotion_authority: str | None = None  # the key's own; None: the operator's mapping
 
     @property
     def actor_id(self) -> str:
         return f"apikey:{self.key_id}"
+
+
+def promotion_authority_of(principal: Principal, mapping: dict[str, str]) -> AuthorityType:
+    """The human authority the key promotes with: its own, else ``mapping[authority]``
+    (settings PROMOTION_AUTHORITIES); NoPromotionAuthority when there is none."""
+    if principal.promotion_authority is not None:
+        value, source = principal.promotion_authority, f"{principal.actor_id} promotion authority"
+    elif principal.authority in mapping:
+        value = mapping[principal.authority]
+        source = f"PROMOTION_AUTHORITIES[{principal.authority}]"
+    else:
+        raise NoPromotionAuthority(
+            f"{principal.actor_id} ({principal.authority}) may not promote: the key has no "
+            f"promotion authority and PROMOTION_AUTHORITIES maps {principal.authority} to "
+            f"nothing (mapped: {', '.join(mapping) or 'none'})"
+        )
+    try:
+        return human_authority_type(value, source)
+    except ValueError as exc:
+        raise NoPromotionAuthority(f"{principal.actor_id} may not promote: {exc}") from None
 
 
 def hash_key(key: str) -> str:
@@ -57,10 +87,24 @@ def _audit(session: Session, key: ApiKey, event: str, actor: str) -> None:
             actor_authority="TENANT_ADMIN",
             source="admin",
             before_state=None,
-            after_state={"key_id": key.id, "authority": key.authority, "name": key.name},
+            after_state={
+                "key_id": key.id,
+                "authority": key.authority,
+                "promotion_authority": key.promotion_authority,
+                "name": key.name,
+            },
             created_at=_now(),
         )
     )
+
+
+def _promotion_authority(value: str | None) -> AuthorityType | None:
+    if value is None:
+        return None
+    try:
+        return human_authority_type(value, "promotion_authority")
+    except ValueError as exc:
+        raise ApiKeyError(str(exc)) from None
 
 
 def create_key(
@@ -69,14 +113,18 @@ def create_key(
     authority: str,
     *,
     name: str | None = None,
+    promotion_authority: str | None = None,
     actor: str = "operator",
 ) -> tuple[str, str]:
-    """Store a new key for an existing tenant; returns (key id, the key itself)."""
+    """Store a new key for an existing tenant; returns (key id, the key itself).
+    ``promotion_authority``: the human authority it promotes candidates with (never
+    AUTO_ENGINE); None leaves it to the operator's PROMOTION_AUTHORITIES mapping."""
     try:
         level = Authority(authority)
     except ValueError:
         allowed = ", ".join(a.value for a in Authority)
         raise ApiKeyError(f"authority: {authority!r} is not one of {allowed}") from None
+    promotes_as = _promotion_authority(promotion_authority)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with sessions.begin() as session:
         if session.get(Tenant, tenant_id) is None:
@@ -87,6 +135,7 @@ def create_key(
             prefix=key[:10],
             tenant_id=tenant_id,
             authority=level,
+            promotion_authority=promotes_as,
             name=name or f"{tenant_id}-{level.value.lower()}",
             created_at=_now(),
         )
@@ -103,7 +152,7 @@ def authenticate(sessions: sessionmaker[Session], key: str) -> Principal | None:
         row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
         if row is None or row.revoked_at is not None:
             return None
-        return Principal(row.id, row.tenant_id, Authority(row.authority))
+        return Principal(row.id, row.tenant_id, Authority(row.authority), row.promotion_authority)
 
 
 def list_keys(
@@ -119,6 +168,7 @@ def list_keys(
                 "prefix": k.prefix,
                 "tenant_id": k.tenant_id,
                 "authority": k.authority,
+                "promotion_authority": k.promotion_authority,
                 "name": k.name,
                 "created_at": k.created_at.isoformat(),
                 "revoked": k.revoked_at is not None,

@@ -1,8 +1,11 @@
 """Request and response bodies of the HTTP API (the OpenAPI document is built from them)."""
 
 from decimal import Decimal
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from domain.candidates import CandidateSubmission
 from domain.enums import PauseReason
@@ -39,6 +42,39 @@ class CandidateCreate(CandidateSubmission):
     API key's tenant and may not name another one."""
 
     signal_count: int = Field(ge=0, le=INT32_MAX)
+
+
+# Fields that would say who promotes (snake and camel case): the API key says it.
+IDENTITY_FIELDS = tuple(
+    name
+    for snake in ("authority_type", "authority", "authority_id", "actor", "actor_id", "session_id")
+    for name in dict.fromkeys((snake, to_camel(snake)))
+)
+IDENTITY_FROM_KEY = (
+    "{field} may not be sent: who promotes, and with which authority, is the API key's"
+)
+
+
+def _identity_claimed(name: str, value: Any) -> InitErrorDetails:
+    error = PydanticCustomError("identity_from_key", IDENTITY_FROM_KEY, {"field": name})
+    return InitErrorDetails(type=error, loc=(name,), input=value)
+
+
+class CandidatePromote(Strict):
+    """A manual promotion: only why. Who promotes, and with which authority, is the API
+    key's (its promotion authority, or the operator's mapping of its authority); a body
+    naming an identity field is refused (422 naming the field), like any unknown field."""
+
+    justification: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_comes_from_the_key(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            claimed = [_identity_claimed(n, data[n]) for n in IDENTITY_FIELDS if n in data]
+            if claimed:
+                raise ValidationError.from_exception_data(cls.__name__, claimed)
+        return data
 
 
 class RunAccepted(Strict):

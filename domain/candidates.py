@@ -19,6 +19,8 @@ from domain.models import ID_PATTERN, Strict
 WORKFLOW_PREFIX = "candidate-"
 AUTO_ENGINE_ID = "opx-candidate-processor"
 AUTO_ENGINE_JUSTIFICATION = "Auto-promotion from correlation"
+# The signal_count bound of a tenant that sets none (the worker's MAX_SIGNAL_COUNT wins).
+DEFAULT_MAX_SIGNAL_COUNT = 10_000
 
 # Severity names used by correlation rules, mapped onto the incident severities.
 SEV_ALIASES = {
@@ -65,6 +67,20 @@ class AuthorityType(StrEnum):
 
 
 HUMAN_AUTHORITIES = tuple(a for a in AuthorityType if a != AuthorityType.AUTO_ENGINE)
+
+
+def human_authority_type(value: str, source: str) -> AuthorityType:
+    """``value`` as a human promotion authority; ``source`` names where it came from.
+    AUTO_ENGINE is the engine's own authority: nobody may be given it."""
+    if value == AuthorityType.AUTO_ENGINE:
+        raise ValueError(
+            f"{source}: AUTO_ENGINE is the promotion engine's own authority; "
+            "it may never be given to a person or a key"
+        )
+    if value not in HUMAN_AUTHORITIES:
+        allowed = ", ".join(HUMAN_AUTHORITIES)
+        raise ValueError(f"{source}: {value!r} is not one of {allowed}")
+    return AuthorityType(value)
 
 
 class AuthorityContext(Strict):
@@ -147,6 +163,17 @@ class CandidateSubmission(CandidateFacts):
         )
 
 
+class PromotionLimits(Strict):
+    """A tenant's bounds on what its submitters may name (``tenants.promotion_policies``
+    and ``tenants.max_signal_count``, or the operator's defaults)."""
+
+    tenant_id: str
+    policy_ids: tuple[str, ...] | None = Field(
+        default=None, description="policy ids the tenant may name; None: every frozen policy"
+    )
+    max_signal_count: int = Field(ge=0)
+
+
 class CandidateSnapshot(CandidateFacts):
     """A stored candidate as the workflow sees it (result of ``candidates.load``)."""
 
@@ -155,7 +182,12 @@ class CandidateSnapshot(CandidateFacts):
 
 
 class CandidateLookup(Strict):
+    """Result of ``candidates.load``: the candidate and its tenant's promotion limits, read
+    in one transaction. ``limits`` is None in histories recorded before limits existed
+    (their replay must not check what they never checked)."""
+
     candidate: CandidateSnapshot | None = None
+    limits: PromotionLimits | None = None
 
 
 class PromotionDecision(Strict):

@@ -18,6 +18,7 @@ from domain.candidates import (
     CandidateFacts,
     Decision,
     PromotionDecision,
+    PromotionLimits,
 )
 from domain.enums import Severity
 from domain.ids import derive_id
@@ -27,11 +28,13 @@ SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity
 
 
 class PromotionError(ValueError):
-    """A request the engine cannot decide: fail closed, never guess. ``kind`` names why."""
+    """A request the engine cannot decide: fail closed, never guess. ``kind`` names why,
+    ``field`` the candidate field at fault when there is one (``metadata.policy_id``)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.field = field
 
 
 class PromotionPolicy(Strict):
@@ -68,6 +71,50 @@ POLICIES: dict[tuple[str, str], PromotionPolicy] = {
                         min_signals=0, auto_promote=False, manual_authorities=_ALL_HUMANS),
     )
 }  # fmt: skip
+
+
+FROZEN_POLICY_IDS = tuple(sorted({policy_id for policy_id, _ in POLICIES}))
+
+
+def allowed_policy_ids(limits: PromotionLimits) -> tuple[str, ...]:
+    """The policy ids a tenant's submitters may name (its list, else every frozen one)."""
+    return FROZEN_POLICY_IDS if limits.policy_ids is None else limits.policy_ids
+
+
+def check_limits(signal_count: int, policy_id: object, limits: PromotionLimits) -> None:
+    """Refuse a candidate outside its tenant's bounds (``PromotionError`` naming the field
+    and the bound). A candidate naming no policy is left to ``build_request``."""
+    _check_signal_count(signal_count, limits)
+    _check_policy_allowed(policy_id, limits)
+
+
+def check_candidate_limits(candidate: CandidateFacts, limits: PromotionLimits) -> None:
+    check_limits(candidate.signal_count, candidate.metadata.get("policy_id"), limits)
+
+
+def _check_signal_count(count: int, limits: PromotionLimits) -> None:
+    bound = limits.max_signal_count
+    if 0 <= count <= bound:
+        return
+    where = "below 0" if count < 0 else f"above the bound {bound}"
+    raise PromotionError(
+        "SignalCountOutOfBounds",
+        f"signal_count: {count} is {where}: tenant {limits.tenant_id!r} allows 0 to {bound} "
+        "(max_signal_count)",
+        field="signal_count",
+    )
+
+
+def _check_policy_allowed(policy_id: object, limits: PromotionLimits) -> None:
+    allowed = allowed_policy_ids(limits)
+    if policy_id is None or policy_id in allowed:
+        return
+    raise PromotionError(
+        "PolicyNotAllowed",
+        f"metadata.policy_id: tenant {limits.tenant_id!r} may not use promotion policy "
+        f"{policy_id!r} (allowed: {', '.join(allowed) or 'none'})",
+        field="metadata.policy_id",
+    )
 
 
 class PromotionRequest(Strict):

@@ -1,7 +1,9 @@
 """Operator writes on tenants, policy rules and stop requests (CLI and HTTP share them).
 
-Every change bumps the version that running runs compare against in their
-mid-execution policy check, and is written to the audit ledger.
+Every change of what runs are held to bumps the version that running runs compare
+against in their mid-execution policy check, and is written to the audit ledger. A
+tenant's promotion settings (the policies its candidates may name, their signal_count
+bound) concern candidates, not runs: audited, with no version bump.
 """
 
 import uuid
@@ -16,7 +18,10 @@ from db.models import AuditLedgerEntry, PolicyRule, Run, StopRequest, Tenant
 from domain.enums import PolicyOutcome, RuleKind, TenantStatus
 from domain.ids import derive_id
 from domain.policy_rules import validate_params
+from domain.promotion import FROZEN_POLICY_IDS
 from domain.skill_catalog import SKILL_INPUTS
+
+INT32_MAX = 2**31 - 1  # tenants.max_signal_count is an INTEGER column
 
 
 class AdminError(ValueError):
@@ -40,10 +45,11 @@ def _money(value: str | Decimal | None, name: str) -> Decimal | None:
 
 
 def _audit(session: Session, tenant_id: str, event: str, entity: str, entity_id: str,
-           after: dict[str, Any], actor: str) -> None:  # fmt: skip
+           after: dict[str, Any], actor: str, *, entry_id: str | None = None,
+           before: dict[str, Any] | None = None) -> None:  # fmt: skip
     session.add(
         AuditLedgerEntry(
-            id=str(uuid.uuid4()),
+            id=entry_id or str(uuid.uuid4()),
             tenant_id=tenant_id,
             event_type=event,
             entity_type=entity,
@@ -51,7 +57,7 @@ def _audit(session: Session, tenant_id: str, event: str, entity: str, entity_id:
             actor_id=actor,
             actor_authority="TENANT_ADMIN",
             source="admin",
-            before_state=None,
+            before_state=before,
             after_state=after,
             created_at=_now(),
         )
@@ -117,7 +123,64 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "budget_limit": None if t.budget_limit is None else str(t.budget_limit),
         "allowed_skills": t.allowed_skills,
         "limits_version": t.limits_version,
-    }
+    } | promotion_view(t)
+
+
+def promotion_view(t: Tenant) -> dict[str, Any]:
+    """A tenant's own promotion settings (null: the operator's default)."""
+    return {"promotion_policies": t.promotion_policies, "max_signal_count": t.max_signal_count}
+
+
+def _policy_ids(policies: list[str]) -> list[str]:
+    unknown = sorted(set(policies) - set(FROZEN_POLICY_IDS))
+    if unknown:
+        raise AdminError(
+            f"policies: unknown promotion policies {', '.join(unknown)} "
+            f"(frozen policies: {', '.join(FROZEN_POLICY_IDS)})"
+        )
+    return list(dict.fromkeys(policies))
+
+
+def _signal_bound(value: int) -> int:
+    if not 1 <= value <= INT32_MAX:
+        raise AdminError(f"max_signal_count: must be between 1 and {INT32_MAX}, got {value}")
+    return value
+
+
+class Keep:
+    """A setting left as it is (``None`` means: back to the operator's default)."""
+
+
+KEEP = Keep()
+
+
+def set_promotion_settings(sessions: sessionmaker[Session], tenant_id: str, *,
+                           policies: list[str] | None | Keep = KEEP,
+                           max_signal_count: int | None | Keep = KEEP,
+                           actor: str = "operator") -> dict[str, Any]:  # fmt: skip
+    """Set the promotion policies a tenant's candidates may name (None: every frozen
+    policy) and their signal_count bound (None: the operator's MAX_SIGNAL_COUNT); a
+    setting given as KEEP stays as it is. Audited with its before and after state."""
+    if policies is KEEP and max_signal_count is KEEP:
+        raise AdminError("nothing to change: give the policies, the max signal count or both")
+    if isinstance(policies, list):
+        policies = _policy_ids(policies)
+    if isinstance(max_signal_count, int):
+        max_signal_count = _signal_bound(max_signal_count)
+    with sessions.begin() as session:
+        tenant = _tenant(session, tenant_id)
+        before = promotion_view(tenant)
+        if policies is not KEEP:
+            tenant.promotion_policies = policies
+        if max_signal_count is not KEEP:
+            tenant.max_signal_count = max_signal_count
+        tenant.updated_at = _now()
+        after = promotion_view(tenant)
+        entry_id = derive_id("audit-ledger", "tenant-promotion", tenant_id, before, after,
+                             tenant.updated_at.isoformat())  # fmt: skip
+        _audit(session, tenant_id, "TENANT_PROMOTION_SETTINGS_UPDATED", "tenant", tenant_id,
+               after, actor, entry_id=entry_id, before=before)  # fmt: skip
+        return after
 
 
 def list_tenants(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:

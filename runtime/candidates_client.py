@@ -3,7 +3,9 @@
 ``submit_candidate`` is the CandidateCreated handler: validate, store the candidate, start
 ``PromoteCandidateWorkflow`` with id ``candidate-<id>``. A duplicate event joins the
 execution that already exists (running: USE_EXISTING; ended: the id is not reused unless
-that execution failed), so a candidate is never processed twice in parallel.
+that execution failed), so a candidate is never processed twice in parallel. A candidate
+outside its tenant's promotion limits (a policy the tenant may not name, a signal_count
+above its bound) is refused before anything is written or started.
 """
 
 from datetime import UTC, datetime
@@ -18,17 +20,18 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.models import Candidate, OrchestrationAttempt, PromotionDecisionRecord
+from db.queries.promotion_limits import promotion_limits
 from domain.candidates import (
-    HUMAN_AUTHORITIES,
+    DEFAULT_MAX_SIGNAL_COUNT,
     AuthorityContext,
-    AuthorityType,
     CandidateFacts,
     CandidateStatus,
     CandidateSubmission,
     PromotionResult,
     candidate_workflow_id,
+    human_authority_type,
 )
-from domain.promotion import context_hash
+from domain.promotion import PromotionError, check_candidate_limits, context_hash
 from runtime.runs_client import describe_errors
 
 WORKFLOW_TYPE = "PromoteCandidateWorkflow"
@@ -36,6 +39,14 @@ WORKFLOW_TYPE = "PromoteCandidateWorkflow"
 
 class CandidateRequestError(ValueError):
     """A refused candidate request; the message names the problem."""
+
+
+class CandidateLimitError(CandidateRequestError):
+    """A candidate outside its tenant's promotion limits; ``field`` names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Submitted(BaseModel):
@@ -71,6 +82,18 @@ def validate_submission(payload: Any) -> CandidateSubmission:
         return CandidateSubmission.model_validate(payload)
     except ValidationError as exc:
         raise CandidateRequestError(f"invalid candidate: {describe_errors(exc)}") from None
+
+
+def check_tenant_limits(
+    sessions: sessionmaker[Session], facts: CandidateFacts, default_max_signal_count: int
+) -> None:
+    """Refuse a candidate its tenant's promotion limits do not allow (CandidateLimitError)."""
+    with sessions() as session:
+        limits = promotion_limits(session, facts.tenant_id, default_max_signal_count)
+    try:
+        check_candidate_limits(facts, limits)
+    except PromotionError as exc:
+        raise CandidateLimitError(exc.field or "candidate", str(exc)) from None
 
 
 def store_candidate(sessions: sessionmaker[Session], submission: CandidateSubmission) -> bool:
@@ -121,10 +144,18 @@ def _row(submission: CandidateSubmission, facts: CandidateFacts, digest: str) ->
 
 
 async def submit_candidate(
-    client: Client, sessions: sessionmaker[Session], task_queue: str, payload: Any
+    client: Client,
+    sessions: sessionmaker[Session],
+    task_queue: str,
+    payload: Any,
+    *,
+    default_max_signal_count: int = DEFAULT_MAX_SIGNAL_COUNT,
 ) -> tuple[Submitted, WorkflowHandle]:
-    """Validate, store, start (or join) ``candidate-<id>``; returns what happened and a handle."""
+    """Validate, hold to the tenant's limits (``default_max_signal_count``: the bound of a
+    tenant that sets none), store, start (or join) ``candidate-<id>``; returns what
+    happened and a handle."""
     submission = validate_submission(payload)
+    check_tenant_limits(sessions, submission.facts(), default_max_signal_count)
     created = store_candidate(sessions, submission)
     workflow_id = candidate_workflow_id(submission.candidate_id)
     try:
@@ -153,12 +184,13 @@ async def submit_candidate(
 def human_authority(
     candidate_id: str, actor: str, authority_type: str, justification: str | None
 ) -> AuthorityContext:
-    if authority_type not in HUMAN_AUTHORITIES:
-        allowed = ", ".join(HUMAN_AUTHORITIES)
-        raise CandidateRequestError(f"authority: {authority_type!r} is not one of {allowed}")
+    try:
+        kind = human_authority_type(authority_type, "authority")
+    except ValueError as exc:
+        raise CandidateRequestError(str(exc)) from None
     try:
         return AuthorityContext(
-            authority_type=AuthorityType(authority_type),
+            authority_type=kind,
             authority_id=actor,
             session_id=candidate_id,
             justification=justification or f"manual promotion by {actor}",
@@ -177,7 +209,9 @@ async def promote_candidate(
     authority_type: str,
     justification: str | None = None,
 ) -> PromotionResult:
-    """Manual promotion of a DEFERRED candidate by a human authority; waits for the result."""
+    """Manual promotion of a DEFERRED candidate by a human authority; waits for the result.
+    The caller vouches for ``actor`` and ``authority_type``: the operator CLI (trusted) or
+    the HTTP API, which takes both from the API key, never from the request body."""
     authority = human_authority(candidate_id, actor, authority_type, justification)
     with sessions() as session:
         candidate = session.get(Candidate, candidate_id)

@@ -1,10 +1,12 @@
 """PromoteCandidateWorkflow: glue between the candidate store, the engine and incidents.
 
-load candidate (missing → fail) → policy id/version from its metadata (missing → fail)
-→ ONE promotion-engine call (PROMOTE / DEFER / SUPPRESS) → apply the decision, which
-creates at most one incident. No policy branching, no severity logic and no retries
-here: activity retry policies are the only retry, and a deferred candidate simply ends
-the execution (a human promotes it later with a new execution of the same workflow id).
+load candidate (missing → fail) → its tenant's promotion limits, read with it (a policy
+the tenant may not name or a signal_count past its bound → fail) → policy id/version
+from its metadata (missing → fail) → ONE promotion-engine call (PROMOTE / DEFER /
+SUPPRESS) → apply the decision, which creates at most one incident. No policy
+branching, no severity logic and no retries here: activity retry policies are the only
+retry, and a deferred candidate simply ends the execution (a human promotes it later
+with a new execution of the same workflow id).
 """
 
 from typing import Any
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         auto_engine_authority,
         candidate_id_from_workflow_id,
     )
+    from workflows.errors import one_object
     from workflows.options import DB_WRITE
 
 
@@ -56,9 +59,11 @@ class PromoteCandidateWorkflow:
     """Promotes one incident candidate; workflow id ``candidate-<candidate_id>``."""
 
     @workflow.run
-    async def run(self, raw: dict[str, Any]) -> PromotionResult:
+    async def run(self, *args: Any) -> PromotionResult:
+        # Untyped on purpose: a payload that is not one JSON object fails the workflow at
+        # once (InvalidCandidateInput), never its task while decoding.
         started_at = workflow.now()
-        inp = self._parse(raw)
+        inp = self._parse(args)
         candidate_id = inp.candidate_id or candidate_id_from_workflow_id(
             workflow.info().workflow_id
         )
@@ -74,6 +79,8 @@ class PromoteCandidateWorkflow:
             tenant_id = candidate.tenant_id
             policy_id = candidate.metadata.get("policy_id")
             policy_version = candidate.metadata.get("policy_version")
+            if lookup.limits is not None:  # None: recorded before limits existed
+                promotion.check_candidate_limits(candidate, lookup.limits)
             request = promotion.build_request(candidate, authority)
             decision = promotion.decide(request)
             return await self._apply(
@@ -108,13 +115,17 @@ class PromoteCandidateWorkflow:
         raise ApplicationError(str(failure), type=failure.kind, non_retryable=True)
 
     @staticmethod
-    def _parse(raw: dict[str, Any]) -> PromoteCandidateInput:
+    def _parse(args: tuple[Any, ...]) -> PromoteCandidateInput:
         """Validate the input; a bad one fails the workflow at once, naming the field."""
+        raw, problem = one_object(args)
         try:
+            if raw is None:
+                raise ValueError(problem)
             inp = PromoteCandidateInput.model_validate(raw)
-        except ValidationError as exc:
+        except ValueError as exc:  # a pydantic ValidationError is one
+            reason = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
             raise ApplicationError(
-                f"invalid PromoteCandidateWorkflow input: {_describe(exc)}",
+                f"invalid PromoteCandidateWorkflow input: {reason}",
                 type="InvalidCandidateInput",
                 non_retryable=True,
             ) from None

@@ -1,9 +1,12 @@
-"""Admin commands: tenants (budget, suspend, skills), policy rules, stop requests."""
+"""Admin commands: tenants (budget, suspend, skills, promotion settings), policy rules,
+stop requests."""
 
 import argparse
 import json
+from typing import Any
 
 from domain.enums import PolicyOutcome, RuleKind, TenantStatus
+from domain.promotion import FROZEN_POLICY_IDS
 from runtime import admin
 from runtime.cli.context import CliError, Context, add_json_flag, output
 
@@ -32,6 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tenant_id")
     p.add_argument("skills", help="comma-separated skill names")
     p.set_defaults(handler=tenant_skills)
+    p = tenant.add_parser(
+        "set-promotion", help="which promotion policies a tenant's candidates may name, "
+        "and the bound on their signal_count",
+    )  # fmt: skip
+    p.add_argument("tenant_id")
+    p.add_argument(
+        "--policies",
+        help=f"comma-separated policy ids ({', '.join(FROZEN_POLICY_IDS)}), 'all' (every "
+        "frozen policy, the default) or 'none'",
+    )
+    p.add_argument(
+        "--max-signal-count",
+        help="the highest signal_count accepted, or 'default' (MAX_SIGNAL_COUNT)",
+    )
+    add_json_flag(p)
+    p.set_defaults(handler=tenant_promotion)
 
     policy = sub.add_parser("policy", help="manage policy rules").add_subparsers(
         dest="policy_command", required=True
@@ -69,6 +88,29 @@ def _skills(text: str | None) -> list[str] | None:
     return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
 
 
+def _policies(text: str | None) -> list[str] | None | admin.Keep:
+    if text is None:
+        return admin.KEEP
+    named = {"all": None, "none": []}  # every frozen policy / not one
+    if text.strip().lower() in named:
+        return named[text.strip().lower()]
+    policies = _skills(text)
+    if not policies:
+        raise CliError("--policies: give policy ids, 'all' or 'none'")
+    return policies
+
+
+def _signal_bound(text: str | None) -> int | None | admin.Keep:
+    if text is None:
+        return admin.KEEP
+    if text.strip().lower() == "default":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise CliError(f"--max-signal-count: {text!r} is not a whole number or 'default'") from None
+
+
 def _json(text: str | None, name: str) -> dict | None:
     if text is None:
         return None
@@ -97,7 +139,14 @@ async def tenant_add(ctx: Context, args: argparse.Namespace) -> None:
 async def tenant_list(ctx: Context, args: argparse.Namespace) -> None:
     output(args, admin.list_tenants(ctx.sessions), lambda ts: "\n".join(
         f"{t['id']}: {t['status']} budget={t['budget_limit']} skills={t['allowed_skills'] or 'all'}"
-        for t in ts) or "no tenants")  # fmt: skip
+        f"{_promotion_brief(t)}" for t in ts) or "no tenants")  # fmt: skip
+
+
+def _promotion_brief(t: dict[str, Any]) -> str:
+    """The tenant's own promotion settings, when it has any."""
+    policies, bound = t["promotion_policies"], t["max_signal_count"]
+    brief = "" if policies is None else f" promotion_policies={','.join(policies) or 'none'}"
+    return brief + ("" if bound is None else f" max_signal_count={bound}")
 
 
 async def tenant_budget(ctx: Context, args: argparse.Namespace) -> None:
@@ -115,6 +164,25 @@ async def tenant_status(ctx: Context, args: argparse.Namespace) -> None:
 async def tenant_skills(ctx: Context, args: argparse.Namespace) -> None:
     _guard(admin.update_tenant, ctx.sessions, args.tenant_id, skills=_skills(args.skills))
     print(f"tenant {args.tenant_id}: skills {args.skills}")
+
+
+async def tenant_promotion(ctx: Context, args: argparse.Namespace) -> None:
+    state = _guard(admin.set_promotion_settings, ctx.sessions, args.tenant_id,
+                   policies=_policies(args.policies),
+                   max_signal_count=_signal_bound(args.max_signal_count))  # fmt: skip
+    default = ctx.settings.max_signal_count
+    output(args, state, lambda st: _promotion_text(args.tenant_id, st, default))
+
+
+def _promotion_text(tenant_id: str, state: dict[str, Any], default_bound: int) -> str:
+    policies = state["promotion_policies"]
+    if policies is None:
+        named = f"every frozen policy ({', '.join(FROZEN_POLICY_IDS)})"
+    else:
+        named = ", ".join(policies) or "none"
+    bound = state["max_signal_count"]
+    limit = f"{default_bound} (the default)" if bound is None else str(bound)
+    return f"tenant {tenant_id}: promotion policies {named}; max signal count {limit}"
 
 
 async def policy_add(ctx: Context, args: argparse.Namespace) -> None:

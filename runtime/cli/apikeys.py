@@ -3,6 +3,7 @@
 import argparse
 
 from api import keys
+from domain.candidates import HUMAN_AUTHORITIES
 from domain.enums import Authority
 from runtime.cli.context import CliError, Context, add_json_flag, output
 
@@ -14,6 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = apikey.add_parser("create", help="create a key for a tenant (printed once)")
     p.add_argument("tenant_id")
     p.add_argument("--authority", required=True, choices=[a.value for a in Authority])
+    p.add_argument(
+        "--promotion-authority",
+        help="the authority it promotes candidates with: "
+        f"{', '.join(HUMAN_AUTHORITIES)} (default: PROMOTION_AUTHORITIES of --authority)",
+    )
     p.add_argument("--name", help="a label for the key")
     add_json_flag(p)
     p.set_defaults(handler=create)
@@ -28,18 +34,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def create(ctx: Context, args: argparse.Namespace) -> None:
     try:
-        key_id, key = keys.create_key(ctx.sessions, args.tenant_id, args.authority, name=args.name)
+        key_id, key = keys.create_key(
+            ctx.sessions, args.tenant_id, args.authority, name=args.name,
+            promotion_authority=args.promotion_authority,
+        )  # fmt: skip
     except keys.ApiKeyError as exc:
         raise CliError(str(exc)) from None
-    data = {"key_id": key_id, "tenant_id": args.tenant_id, "authority": args.authority, "key": key}
+    data = {"key_id": key_id, "tenant_id": args.tenant_id, "authority": args.authority,
+            "promotion_authority": args.promotion_authority, "key": key}  # fmt: skip
     output(args, data, lambda d: (
-        f"api key {d['key_id']} for tenant {d['tenant_id']} ({d['authority']}):\n{d['key']}\n"
+        f"api key {d['key_id']} for tenant {d['tenant_id']} ({d['authority']}"
+        f"{_promotes_as(d)}):\n{d['key']}\n"
         "store it now: it is not shown again (send it as the X-API-Key header)"))  # fmt: skip
+
+
+def _promotes_as(key: dict) -> str:
+    authority = key.get("promotion_authority")
+    return f", promotes as {authority}" if authority else ""
 
 
 async def list_keys(ctx: Context, args: argparse.Namespace) -> None:
     output(args, keys.list_keys(ctx.sessions, args.tenant), lambda ks: "\n".join(
-        f"{k['id']} {k['prefix']}... tenant={k['tenant_id']} {k['authority']} {k['name']}"
+        f"{k['id']} {k['prefix']}... tenant={k['tenant_id']} {k['authority']}{_promotes_as(k)}"
+        f" {k['name']}"
         f"{' REVOKED' if k['revoked'] else ''}" for k in ks) or "no api keys")  # fmt: skip
 
 

@@ -1,4 +1,9 @@
-"""Candidate commands: submit, promote (manual, human authority), show, list."""
+"""Candidate commands: submit, promote (manual, human authority), show, list.
+
+These are the operator's own tools: they talk to the database and to Temporal directly,
+so ``promote --authority`` is the operator's word (the HTTP API takes the authority from
+the API key instead). ``submit`` is held to the tenant's promotion limits like the API.
+"""
 
 import argparse
 import json
@@ -28,13 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(handler=submit)
 
-    p = group.add_parser("promote", help="promote a DEFERRED candidate manually")
+    p = group.add_parser(
+        "promote", help="promote a DEFERRED candidate manually (operator: trusted authority)"
+    )
     p.add_argument("candidate_id")
     p.add_argument("--actor", required=True, help="who promotes (a person)")
     p.add_argument(
         "--authority",
         default=AuthorityType.HUMAN_OPERATOR,
         choices=[a.value for a in HUMAN_AUTHORITIES],
+        help="the human authority the operator promotes with (default HUMAN_OPERATOR)",
     )
     p.add_argument("--justification", help="why (default: 'manual promotion by ACTOR')")
     add_json_flag(p)
@@ -73,8 +81,9 @@ async def submit(ctx: Context, args: argparse.Namespace) -> None:
     payload = read_payload(args.file)
     try:
         submitted, handle = await submit_candidate(
-            await ctx.client(), ctx.sessions, ctx.settings.task_queue, payload
-        )
+            await ctx.client(), ctx.sessions, ctx.settings.task_queue, payload,
+            default_max_signal_count=ctx.settings.max_signal_count,
+        )  # fmt: skip
     except CandidateRequestError as exc:
         raise CliError(str(exc)) from None
     if not args.wait:

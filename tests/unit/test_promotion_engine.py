@@ -8,23 +8,30 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.keys import NoPromotionAuthority, Principal, promotion_authority_of
 from domain.candidates import (
     AuthorityContext,
     AuthorityType,
     CandidateFacts,
+    CandidateLookup,
     CandidateSnapshot,
     CandidateStatus,
     CandidateSubmission,
     Decision,
     PromotionDecision,
+    PromotionLimits,
     auto_engine_authority,
+    human_authority_type,
 )
-from domain.enums import Severity
+from domain.enums import Authority, Severity
 from domain.promotion import (
+    FROZEN_POLICY_IDS,
     POLICIES,
     SEVERITY_RANK,
     PromotionError,
     build_request,
+    check_candidate_limits,
+    check_limits,
     decide,
     incident_id_for,
 )
@@ -192,6 +199,80 @@ def test_bad_submission_names_the_field():
 def test_policy_id_of_the_wrong_type_is_refused():
     with pytest.raises(ValidationError, match="policy_id must be a non-empty string"):
         facts(metadata={"policy_id": 7, "policy_version": "1"})
+
+
+# ----- a tenant's limits and who may promote -----------------------------------------------
+
+
+def limits(policies: tuple[str, ...] | None = None, bound: int = 10) -> PromotionLimits:
+    return PromotionLimits(tenant_id="acme", policy_ids=policies, max_signal_count=bound)
+
+
+def test_signal_count_is_bounded_on_both_sides_naming_the_bound():
+    check_limits(0, "default", limits())
+    check_limits(10, "default", limits())
+    with pytest.raises(PromotionError) as above:
+        check_limits(1_000_000_000, "default", limits())
+    assert (above.value.kind, above.value.field) == ("SignalCountOutOfBounds", "signal_count")
+    assert str(above.value) == (
+        "signal_count: 1000000000 is above the bound 10: tenant 'acme' allows 0 to 10 "
+        "(max_signal_count)"
+    )
+    with pytest.raises(PromotionError, match="signal_count: -1 is below 0: tenant 'acme'"):
+        check_limits(-1, "default", limits())
+
+
+def test_only_the_tenants_policies_or_every_frozen_one_may_be_named():
+    assert FROZEN_POLICY_IDS == ("default", "manual-review", "strict")
+    for policy_id in FROZEN_POLICY_IDS:
+        check_limits(1, policy_id, limits())  # no list: every frozen policy
+    check_limits(1, None, limits(()))  # no policy named: the engine fails it closed
+    with pytest.raises(PromotionError) as info:
+        check_candidate_limits(facts(metadata={"policy_id": "strict", "policy_version": "1"}),
+                               limits(("default",)))  # fmt: skip
+    assert (info.value.kind, info.value.field) == ("PolicyNotAllowed", "metadata.policy_id")
+    assert str(info.value) == (
+        "metadata.policy_id: tenant 'acme' may not use promotion policy 'strict' (allowed: default)"
+    )
+    with pytest.raises(PromotionError, match=r"'bogus' \(allowed: default, manual-review"):
+        check_limits(1, "bogus", limits())
+    with pytest.raises(PromotionError, match=r"\(allowed: none\)"):
+        check_limits(1, "default", limits(()))
+
+
+def test_a_lookup_recorded_before_limits_existed_has_none():
+    """What a replay of an old history decodes: no limits, so nothing to check."""
+    stored = CandidateSnapshot(
+        **facts().model_dump(), status=CandidateStatus.PENDING, created_at="2026-01-19T00:00:00Z"
+    )
+    old = {"candidate": stored.model_dump(mode="json")}
+    assert CandidateLookup.model_validate(old).limits is None
+
+
+def test_auto_engine_is_never_a_human_authority():
+    assert human_authority_type("ON_CALL_SRE", "x") == AuthorityType.ON_CALL_SRE
+    with pytest.raises(ValueError, match="src: AUTO_ENGINE is the promotion engine's own"):
+        human_authority_type("AUTO_ENGINE", "src")
+    with pytest.raises(ValueError, match="src: 'ROOT' is not one of HUMAN_OPERATOR"):
+        human_authority_type("ROOT", "src")
+
+
+DEFAULT_MAPPING = {"TENANT_ADMIN": "HUMAN_OPERATOR", "FOUNDER_ONLY": "HUMAN_OPERATOR"}
+
+
+def test_the_key_promotes_with_its_own_authority_else_the_operators_mapping():
+    admin = Principal("k1", "acme", Authority.TENANT_ADMIN)
+    assert promotion_authority_of(admin, DEFAULT_MAPPING) == AuthorityType.HUMAN_OPERATOR
+    sre = Principal("k2", "acme", Authority.TENANT_USER, "ON_CALL_SRE")
+    assert promotion_authority_of(sre, DEFAULT_MAPPING) == AuthorityType.ON_CALL_SRE
+    user = Principal("k3", "acme", Authority.TENANT_USER)
+    with pytest.raises(NoPromotionAuthority, match=r"apikey:k3 \(TENANT_USER\) may not promote"):
+        promotion_authority_of(user, DEFAULT_MAPPING)
+    with pytest.raises(NoPromotionAuthority, match=r"PROMOTION_AUTHORITIES\[TENANT_ADMIN\]"):
+        promotion_authority_of(admin, {"TENANT_ADMIN": "AUTO_ENGINE"})
+    forged = Principal("k4", "acme", Authority.TENANT_ADMIN, "AUTO_ENGINE")  # a hand-edited row
+    with pytest.raises(NoPromotionAuthority, match="apikey:k4 promotion authority: AUTO_ENGINE"):
+        promotion_authority_of(forged, DEFAULT_MAPPING)
 
 
 # ----- properties --------------------------------------------------------------------------

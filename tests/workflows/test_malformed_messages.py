@@ -143,3 +143,20 @@ async def test_reconcile_workflow_refuses_an_input_that_is_not_an_object(
         with pytest.raises(WorkflowFailureError) as failed:
             await asyncio.wait_for(handle.result(), timeout=30)
     assert getattr(failed.value.cause, "type", None) == "InvalidReconcileInput"
+
+
+@pytest.mark.parametrize("bad", ['"hello"', "[1]", "null"])
+async def test_promote_candidate_workflow_refuses_an_input_that_is_not_an_object(
+    bad, dev_env, settings, sessions, task_queue
+):
+    address = dev_env.client.service_client.config.target_host
+    workflow_id = f"candidate-bad-{task_queue}"
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        await temporal(address, "workflow", "start", "--task-queue", task_queue,
+                       "--type", "PromoteCandidateWorkflow", "--workflow-id", workflow_id,
+                       "--input", bad)  # fmt: skip
+        handle = dev_env.client.get_workflow_handle(workflow_id)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), timeout=30)
+    assert getattr(failed.value.cause, "type", None) == "InvalidCandidateInput"
+    assert "JSON object" in str(failed.value.cause)

@@ -32,7 +32,9 @@ from domain.candidates import (
     candidate_workflow_id,
 )
 from domain.promotion import build_request, decide
+from runtime.admin import set_promotion_settings
 from runtime.candidates_client import (
+    CandidateLimitError,
     CandidateRequestError,
     human_authority,
     promote_candidate,
@@ -41,7 +43,7 @@ from runtime.candidates_client import (
     validate_submission,
 )
 from runtime.worker_factory import build_activities, workflow_runner
-from tests.helpers import count, rows, running_worker
+from tests.helpers import count, new_tenant, rows, running_worker
 from workflows.promote_candidate import PromoteCandidateWorkflow
 
 pytestmark = pytest.mark.timeout(90)
@@ -442,3 +444,155 @@ async def test_cli_submit_promote_show_list(
     assert code == 1 and "error: invalid candidate: severity: Input should be" in err
     code, _, err = await cli("candidate", "show", "no-such-candidate")
     assert (code, err) == (1, "error: unknown candidate 'no-such-candidate'\n")
+
+
+# ----- the tenant's promotion limits --------------------------------------------------------
+
+
+async def test_submission_outside_the_tenants_limits_stores_and_starts_nothing(
+    dev_env, sessions, task_queue
+):
+    tenant = new_tenant(sessions)
+    set_promotion_settings(sessions, tenant, policies=["default", "manual-review"])
+    cases = [
+        (candidate(("strict", "1"), tenant_id=tenant), {}, "metadata.policy_id",
+         f"metadata.policy_id: tenant {tenant!r} may not use promotion policy 'strict' "
+         "(allowed: default, manual-review)"),
+        (candidate(tenant_id=tenant, signal_count=10_001), {}, "signal_count",
+         f"signal_count: 10001 is above the bound 10000: tenant {tenant!r} allows 0 to 10000 "
+         "(max_signal_count)"),
+        (candidate(tenant_id=tenant, signal_count=4), {"default_max_signal_count": 3},
+         "signal_count", "signal_count: 4 is above the bound 3"),
+    ]  # fmt: skip
+    for payload, options, field, message in cases:
+        with pytest.raises(CandidateLimitError) as info:
+            await submit_candidate(dev_env.client, sessions, task_queue, payload, **options)
+        assert info.value.field == field and str(info.value).startswith(message)
+        cid = payload["candidate_id"]
+        assert rows(sessions, Candidate, id=cid) == []
+        wf = candidate_workflow_id(cid)
+        assert [e async for e in dev_env.client.list_workflows(f'WorkflowId="{wf}"')] == []
+    set_promotion_settings(sessions, tenant, max_signal_count=None, policies=None)
+    allowed, _ = await submit_candidate(
+        dev_env.client, sessions, task_queue, candidate(("strict", "1"), tenant_id=tenant)
+    )
+    assert not allowed.duplicate  # back to every frozen policy (no worker: stays PENDING)
+    await dev_env.client.get_workflow_handle(allowed.workflow_id).terminate("done")
+
+
+async def test_workflow_started_directly_with_a_policy_the_tenant_may_not_use_fails_closed(
+    dev_env, settings, sessions, task_queue
+):
+    """Past the submission's check (a candidate stored before the tenant's list changed,
+    started with the Temporal CLI): the load activity refuses it; nothing is decided."""
+    tenant = new_tenant(sessions)
+    payload = candidate(("strict", "1"), tenant_id=tenant)
+    cid = payload["candidate_id"]
+    assert store_candidate(sessions, validate_submission(payload))
+    set_promotion_settings(sessions, tenant, policies=["default"])
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        with pytest.raises(WorkflowFailureError) as info:
+            await dev_env.client.execute_workflow(
+                "PromoteCandidateWorkflow", {}, id=candidate_workflow_id(cid),
+                task_queue=task_queue,
+            )  # fmt: skip
+    cause = info.value.cause
+    message = (
+        f"metadata.policy_id: tenant {tenant!r} may not use promotion policy 'strict' "
+        "(allowed: default)"
+    )
+    assert isinstance(cause, ApplicationError) and cause.type == "PolicyNotAllowed"
+    assert cause.message == message and cause.non_retryable
+    assert incidents_of(sessions, cid) == []
+    assert count(sessions, PromotionDecisionRecord, candidate_id=cid) == 0
+    assert rows(sessions, Candidate, id=cid)[0].status == "PENDING"
+    [attempt] = rows(sessions, OrchestrationAttempt, candidate_id=cid)
+    assert (attempt.status, attempt.error) == ("error", f"PolicyNotAllowed: {message}")
+    assert topics_of(sessions, cid) == ["candidate.orchestration_failed"]
+    await replay(dev_env, candidate_workflow_id(cid))
+
+
+async def test_a_tightened_signal_bound_fails_a_manual_promotion_closed(
+    dev_env, settings, sessions, task_queue
+):
+    tenant = new_tenant(sessions)
+    payload = candidate(("manual-review", "1"), tenant_id=tenant, signal_count=50)
+    cid = payload["candidate_id"]
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        assert (await submit_and_wait(dev_env, sessions, task_queue, payload)).decision == "DEFER"
+        set_promotion_settings(sessions, tenant, max_signal_count=10)
+        with pytest.raises(CandidateRequestError) as info:
+            await promote_candidate(dev_env.client, sessions, task_queue, cid, actor="alice",
+                                    authority_type="HUMAN_OPERATOR")  # fmt: skip
+    assert str(info.value) == (
+        f"promotion of {cid!r} failed: SignalCountOutOfBounds: signal_count: 50 is above the "
+        f"bound 10: tenant "
+        f"{tenant!r} allows 0 to 10 (max_signal_count)"
+    )
+    assert incidents_of(sessions, cid) == []
+    assert rows(sessions, Candidate, id=cid)[0].status == "DEFERRED"
+    assert [d.decision for d in rows(sessions, PromotionDecisionRecord, candidate_id=cid)] == [
+        "DEFER"
+    ]
+    errors = [a.error for a in rows(sessions, OrchestrationAttempt, candidate_id=cid) if a.error]
+    assert [e.split(":")[0] for e in errors] == ["SignalCountOutOfBounds"]
+
+
+async def test_cli_tenant_set_promotion_bounds_cli_submissions(
+    dev_env, settings, sessions, task_queue, monkeypatch, capsys, tmp_path
+):
+    from runtime.cli.main import main
+    from starter import COMMAND_MODULES
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("TASK_QUEUE", task_queue)
+    tenant = new_tenant(sessions)
+
+    async def cli(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(main, COMMAND_MODULES, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = await cli("tenant", "set-promotion", tenant, "--policies", "default,strict",
+                               "--max-signal-count", "1000")  # fmt: skip
+    assert (code, err) == (0, "")
+    assert out == f"tenant {tenant}: promotion policies default, strict; max signal count 1000\n"
+    [audit] = rows(sessions, AuditLedgerEntry, tenant_id=tenant,
+                   event_type="TENANT_PROMOTION_SETTINGS_UPDATED")  # fmt: skip
+    assert audit.before_state == {"promotion_policies": None, "max_signal_count": None}
+    assert audit.after_state == {"promotion_policies": ["default", "strict"],
+                                 "max_signal_count": 1000}  # fmt: skip
+    assert (audit.actor_id, audit.entity_id) == ("operator", tenant)
+    code, out, _ = await cli("tenant", "list")
+    assert f"{tenant}: ACTIVE" in out and "promotion_policies=default,strict" in out
+
+    for over, needle in (
+        ({"metadata": {"policy_id": "manual-review", "policy_version": "1"}},
+         "may not use promotion policy 'manual-review' (allowed: default, strict)"),
+        ({"signal_count": 1_000_000_000}, "1000000000 is above the bound 1000"),
+    ):  # fmt: skip
+        payload = candidate(tenant_id=tenant) | over
+        path = tmp_path / f"{payload['candidate_id']}.json"
+        path.write_text(json.dumps(payload))
+        code, out, err = await cli("candidate", "submit", str(path))
+        assert (code, out) == (1, "") and err.startswith("error: ") and needle in err
+        assert err.count("\n") == 1  # one line
+        assert rows(sessions, Candidate, id=payload["candidate_id"]) == []
+
+    for argv, needle in (
+        (["--policies", "default,bogus"], "policies: unknown promotion policies bogus"),
+        (["--max-signal-count", "0"], "max_signal_count: must be between 1 and"),
+        (["--max-signal-count", "lots"], "--max-signal-count: 'lots' is not a whole number"),
+        ([], "nothing to change"),
+    ):
+        code, _, err = await cli("tenant", "set-promotion", tenant, *argv)
+        assert code == 1 and needle in err, err
+    code, _, err = await cli("tenant", "set-promotion", "no-such-tenant", "--policies", "all")
+    assert (code, err) == (1, "error: unknown tenant 'no-such-tenant'\n")
+    code, out, _ = await cli("tenant", "set-promotion", tenant, "--policies", "all",
+                             "--max-signal-count", "default", "--json")  # fmt: skip
+    assert json.loads(out) == {"promotion_policies": None, "max_signal_count": None}
+    audits = rows(sessions, AuditLedgerEntry, tenant_id=tenant,
+                  event_type="TENANT_PROMOTION_SETTINGS_UPDATED")  # fmt: skip
+    assert len(audits) == 2  # the refused changes wrote nothing
