@@ -117,13 +117,17 @@ def update_tenant(sessions: sessionmaker[Session], tenant_id: str, *, actor: str
 
 
 def tenant_view(t: Tenant) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "status": t.status,
-        "budget_limit": None if t.budget_limit is None else str(t.budget_limit),
-        "allowed_skills": t.allowed_skills,
-        "limits_version": t.limits_version,
-    } | promotion_view(t)
+    return (
+        {
+            "id": t.id,
+            "status": t.status,
+            "budget_limit": None if t.budget_limit is None else str(t.budget_limit),
+            "allowed_skills": t.allowed_skills,
+            "limits_version": t.limits_version,
+        }
+        | promotion_view(t)
+        | flight_view(t)
+    )
 
 
 def promotion_view(t: Tenant) -> dict[str, Any]:
@@ -179,6 +183,41 @@ def set_promotion_settings(sessions: sessionmaker[Session], tenant_id: str, *,
         entry_id = derive_id("audit-ledger", "tenant-promotion", tenant_id, before, after,
                              tenant.updated_at.isoformat())  # fmt: skip
         _audit(session, tenant_id, "TENANT_PROMOTION_SETTINGS_UPDATED", "tenant", tenant_id,
+               after, actor, entry_id=entry_id, before=before)  # fmt: skip
+        return after
+
+
+def flight_view(t: Tenant) -> dict[str, Any]:
+    """A tenant's own limits on what it has in flight (null: the operator's default)."""
+    return {
+        "max_runs_in_flight": t.max_runs_in_flight,
+        "max_steps_in_flight": t.max_steps_in_flight,
+    }
+
+
+def set_flight_limits(sessions: sessionmaker[Session], tenant_id: str, *,
+                      runs: int | None | Keep = KEEP, steps: int | None | Keep = KEEP,
+                      actor: str = "operator") -> dict[str, Any]:  # fmt: skip
+    """Set how many runs and steps a tenant may have in flight (None: the operator's
+    MAX_RUNS_IN_FLIGHT_PER_TENANT / MAX_STEPS_IN_FLIGHT_PER_TENANT). Fairness between
+    tenants, not a policy runs are held to: audited, no version bump."""
+    if runs is KEEP and steps is KEEP:
+        raise AdminError("nothing to change: give the runs in flight, the steps in flight or both")
+    for name, value in (("runs in flight", runs), ("steps in flight", steps)):
+        if isinstance(value, int) and not 1 <= value <= INT32_MAX:
+            raise AdminError(f"{name}: must be between 1 and {INT32_MAX}, got {value}")
+    with sessions.begin() as session:
+        tenant = _tenant(session, tenant_id)
+        before = flight_view(tenant)
+        if runs is not KEEP:
+            tenant.max_runs_in_flight = runs
+        if steps is not KEEP:
+            tenant.max_steps_in_flight = steps
+        tenant.updated_at = _now()
+        after = flight_view(tenant)
+        entry_id = derive_id("audit-ledger", "tenant-flight-limits", tenant_id, before, after,
+                             tenant.updated_at.isoformat())  # fmt: skip
+        _audit(session, tenant_id, "TENANT_FLIGHT_LIMITS_UPDATED", "tenant", tenant_id,
                after, actor, entry_id=entry_id, before=before)  # fmt: skip
         return after
 

@@ -30,6 +30,8 @@ def echo_steps(k: int) -> list[dict]:
 def seed_tenant(env: BenchEnv, tenant_id: str = BENCH_TENANT) -> str:
     """A tenant with a budget far above what the benchmark spends (every skill allowed)."""
     admin.add_tenant(env.sessions, tenant_id, name="benchmark", budget="1000000", exist_ok=True)
+    # The paused-runs benchmark holds 10,000 runs open at once: no runs-in-flight bound.
+    admin.set_flight_limits(env.sessions, tenant_id, runs=admin.INT32_MAX, steps=admin.INT32_MAX)
     return tenant_id
 
 

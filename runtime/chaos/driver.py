@@ -118,6 +118,7 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
         admin.add_tenant(sessions, CHAOS_TENANT, name="chaos", budget="1000000", exist_ok=True)
+        admin.set_flight_limits(sessions, CHAOS_TENANT, runs=admin.INT32_MAX, steps=admin.INT32_MAX)
         address = await infra.start_server()
         client = await connect(address, base.temporal_namespace)
         await infra.start_worker()

@@ -52,6 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(handler=tenant_promotion)
 
+    p = tenant.add_parser(
+        "set-limits", help="how many runs and steps a tenant may have in flight at once"
+    )
+    p.add_argument("tenant_id")
+    p.add_argument("--runs-in-flight", help="a whole number, or 'default'")
+    p.add_argument("--steps-in-flight", help="a whole number, or 'default'")
+    add_json_flag(p)
+    p.set_defaults(handler=tenant_limits)
+
     policy = sub.add_parser("policy", help="manage policy rules").add_subparsers(
         dest="policy_command", required=True
     )
@@ -109,6 +118,17 @@ def _signal_bound(text: str | None) -> int | None | admin.Keep:
         return int(text)
     except ValueError:
         raise CliError(f"--max-signal-count: {text!r} is not a whole number or 'default'") from None
+
+
+def _limit(text: str | None, flag: str) -> int | None | admin.Keep:
+    if text is None:
+        return admin.KEEP
+    if text.strip().lower() == "default":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise CliError(f"{flag}: {text!r} is not a whole number or 'default'") from None
 
 
 def _json(text: str | None, name: str) -> dict | None:
@@ -172,6 +192,26 @@ async def tenant_promotion(ctx: Context, args: argparse.Namespace) -> None:
                    max_signal_count=_signal_bound(args.max_signal_count))  # fmt: skip
     default = ctx.settings.max_signal_count
     output(args, state, lambda st: _promotion_text(args.tenant_id, st, default))
+
+
+async def tenant_limits(ctx: Context, args: argparse.Namespace) -> None:
+    state = _guard(admin.set_flight_limits, ctx.sessions, args.tenant_id,
+                   runs=_limit(args.runs_in_flight, "--runs-in-flight"),
+                   steps=_limit(args.steps_in_flight, "--steps-in-flight"))  # fmt: skip
+    defaults = {
+        "max_runs_in_flight": ctx.settings.max_runs_in_flight_per_tenant,
+        "max_steps_in_flight": ctx.settings.max_steps_in_flight_per_tenant,
+    }
+
+    def text(st: dict[str, Any]) -> str:
+        shown = [
+            f"{key.removeprefix('max_').replace('_', ' ')} "
+            + (f"{defaults[key]} (the default)" if value is None else str(value))
+            for key, value in st.items()
+        ]
+        return f"tenant {args.tenant_id}: " + "; ".join(shown)
+
+    output(args, state, text)
 
 
 def _promotion_text(tenant_id: str, state: dict[str, Any], default_bound: int) -> str:

@@ -2,11 +2,12 @@
 run opens (the HTTP API answers 429 before starting: tests/api/test_api_limits.py)."""
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import update
 
-from db.models import Run, Tenant
+from db.models import AuditLedgerEntry, Run, Tenant
 from domain.enums import AuthorizationDecision, RunStatus
 from tests.helpers import echo_steps, new_tenant, rows, running_worker, start_run
 
@@ -56,3 +57,46 @@ async def test_a_tenant_at_its_runs_in_flight_limit_is_refused_at_open(
             dev_env.client, task_queue, third_id, {**payload, "run_id": third_id}
         )
         assert (await third.result()).status == RunStatus.SUCCEEDED
+
+
+async def test_cli_tenant_set_limits_is_audited_and_refuses_bad_values(
+    dev_env, settings, sessions, monkeypatch, capsys
+):
+    from runtime.cli.main import main
+    from starter import COMMAND_MODULES
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    tenant = new_tenant(sessions)
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        code = main(COMMAND_MODULES, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = await asyncio.to_thread(
+        cli, "tenant", "set-limits", tenant, "--runs-in-flight", "5", "--steps-in-flight", "2"
+    )
+    assert (code, err) == (0, "")
+    assert out == f"tenant {tenant}: runs in flight 5; steps in flight 2\n"
+    (audit,) = rows(
+        sessions, AuditLedgerEntry, tenant_id=tenant, event_type="TENANT_FLIGHT_LIMITS_UPDATED"
+    )
+    assert audit.before_state == {"max_runs_in_flight": None, "max_steps_in_flight": None}
+    assert audit.after_state == {"max_runs_in_flight": 5, "max_steps_in_flight": 2}
+    assert rows(sessions, Tenant, id=tenant)[0].max_steps_in_flight == 2
+    for argv, needle in (
+        (["--runs-in-flight", "0"], "runs in flight: must be between 1 and"),
+        (["--steps-in-flight", "many"], "--steps-in-flight: 'many' is not a whole number"),
+        ([], "nothing to change"),
+    ):
+        code, out, err = await asyncio.to_thread(cli, "tenant", "set-limits", tenant, *argv)
+        assert (code, out) == (1, "") and needle in err, err
+    code, _, err = await asyncio.to_thread(
+        cli, "tenant", "set-limits", "nobody", "--runs-in-flight", "1"
+    )
+    assert (code, err) == (1, "error: unknown tenant 'nobody'\n")
+    code, out, _ = await asyncio.to_thread(
+        cli, "tenant", "set-limits", tenant, "--runs-in-flight", "default", "--json"
+    )
+    assert json.loads(out) == {"max_runs_in_flight": None, "max_steps_in_flight": 2}
