@@ -1,16 +1,17 @@
 """The FastAPI application: ``create_app(settings, sessions, client)``.
 
-Every route but /healthz needs an X-API-Key header. Validation errors are 422 and name
-the field (``detail[].loc`` and a one-line ``error``); nothing is written or started on
-a rejected request.
+Every route but /healthz (and the OpenAPI documents) needs an X-API-Key header, checked
+before the body is read; a body over HTTP_MAX_BODY_BYTES is a 413 before that, unread.
+Validation errors are 422 and name the field (``detail[].loc`` and a one-line ``error``,
+never the offending input at length: ``api.errors``); nothing is written or started on a
+rejected request.
 """
 
 import logging
 from datetime import timedelta
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -19,32 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from api.errors import data_error, validation_error
+from api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, StrictJsonMiddleware
 from api.routes import candidates, evidence, runs
 from api.schemas import Health
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def describe(errors: list[dict]) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-
-
-async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": jsonable_encoder(errors), "error": describe(errors)},
-    )
-
-
-async def data_error(_: Request, exc: DataError) -> JSONResponse:
-    """A value the database cannot store (the models bound what they can): the client's."""
-    reason = str(exc.orig or exc).strip().splitlines()[0]
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": f"a value does not fit the database: {reason}", "error": reason},
-    )
 
 
 def create_app(settings: Settings, sessions: sessionmaker[Session], client: Client) -> FastAPI:
@@ -78,7 +60,18 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], client: Clie
         code = status.HTTP_200_OK if database and temporal else status.HTTP_503_SERVICE_UNAVAILABLE
         return JSONResponse(body.model_dump(), status_code=code)
 
+    _install_gates(app, settings, sessions)
     return app
+
+
+def _install_gates(app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """Body limit, then API key, then strict JSON: each before any route reads the body
+    (the middleware added last runs first)."""
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    public = {"/healthz", *(path for path in docs if path)}
+    app.add_middleware(StrictJsonMiddleware)
+    app.add_middleware(AuthenticationMiddleware, sessions=sessions, public_paths=public)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.http_max_body_bytes)
 
 
 def _database_ok(sessions: sessionmaker[Session]) -> bool:

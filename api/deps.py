@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
@@ -23,6 +24,9 @@ API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="an API key (starter.py apikey create)"
 )
 QUERY_TIMEOUT = timedelta(seconds=5)
+INVALID_KEY = "missing or invalid API key (header X-API-Key)"
+KEY_CHALLENGE = {"WWW-Authenticate": "X-API-Key"}
+PRINCIPAL_SCOPE_KEY = "governed_runs.principal"
 UNAUTHORIZED: dict[int | str, dict] = {401: {"description": "missing or invalid API key"}}
 
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="the run id")]
@@ -40,17 +44,19 @@ def client_of(request: Request) -> Client:
     return request.app.state.client
 
 
-def require_key(
+async def require_key(
     request: Request, key: Annotated[str | None, Security(API_KEY_HEADER)] = None
 ) -> Principal:
-    """The principal of the X-API-Key header; 401 when it is missing, unknown or revoked."""
-    principal = authenticate(sessions_of(request), key) if key else None
+    """The principal of the X-API-Key header; 401 when it is missing, unknown or revoked.
+
+    ``api.middleware.AuthenticationMiddleware`` has already checked it (before the body
+    was read) and left the principal in the scope; without that middleware it is checked here.
+    """
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None and key:
+        principal = await run_in_threadpool(authenticate, sessions_of(request), key)
     if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or invalid API key (header X-API-Key)",
-            headers={"WWW-Authenticate": "X-API-Key"},
-        )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_KEY, headers=KEY_CHALLENGE)
     return principal
 
 

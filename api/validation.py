@@ -1,16 +1,22 @@
 """Checks of request bodies beyond their schema, answered like any validation error (422).
 
-PostgreSQL refuses NUL characters in text and JSON, and timestamps must fit the UTC
-range: such values are refused at the edge, naming the field, before anything is written
-or started (rather than failing later in an activity).
+PostgreSQL refuses NUL characters in text and JSON, timestamps must fit the UTC range,
+and Temporal refuses a payload over 2 MB: such values are refused at the edge, naming the
+field, before anything is written or started (rather than failing later in an activity).
+What no JSON body may hold at all (NaN, lone surrogates, overlong strings) is refused
+earlier, while the body is parsed (``api.json_body``).
 """
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+
+MAX_WORKFLOW_INPUT_BYTES = 1_500_000
+"""A workflow input at most this long once encoded (Temporal's payload limit is 2 MB)."""
 
 
 def _nul_paths(value: Any, path: tuple) -> Iterator[tuple]:
@@ -52,3 +58,11 @@ def check_body(body: BaseModel | None) -> None:
     ]
     if errors:
         raise RequestValidationError(errors)
+
+
+def check_encoded_size(payload: dict[str, Any], limit: int = MAX_WORKFLOW_INPUT_BYTES) -> None:
+    """Raise a 422 when ``payload`` (a workflow input) is too long for a Temporal payload."""
+    size = len(pydantic_core.to_json(payload))
+    if size > limit:
+        message = f"the input is {size} bytes once encoded; at most {limit}"
+        raise RequestValidationError([{"loc": ("body",), "msg": message, "type": "value_error"}])

@@ -31,6 +31,10 @@ class RunRequestError(ValueError):
     """A run request or control request refused before anything was written."""
 
 
+class RunIdInUseError(RunRequestError):
+    """The run id is taken (by any tenant): refused with the same words whoever holds it."""
+
+
 def describe_errors(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
@@ -83,7 +87,7 @@ async def start_run(
             **options,
         )
     except WorkflowAlreadyStartedError:
-        raise RunRequestError(run_id_in_use(run_input.run_id)) from None
+        raise RunIdInUseError(run_id_in_use(run_input.run_id)) from None
 
 
 def run_id_in_use(run_id: str) -> str:

@@ -14,6 +14,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.admission import RETRY_AFTER_SECONDS, admit_run, run_id_in_use
 from api.deps import (
     QUERY_TIMEOUT,
     UNAUTHORIZED,
@@ -25,12 +26,21 @@ from api.deps import (
     sessions_of,
     settings_of,
 )
+from api.errors import clip
 from api.keys import Principal
-from api.schemas import PauseBody, RunAccepted, RunCreate, RunView, SignalAccepted, StopBody
-from api.validation import check_body
+from api.schemas import (
+    ErrorBody,
+    PauseBody,
+    RunAccepted,
+    RunCreate,
+    RunView,
+    SignalAccepted,
+    StopBody,
+)
+from api.validation import check_body, check_encoded_size
 from db.models import Run
 from domain.models import RunStatusView
-from runtime.runs_client import RunRequestError, signal_run, start_run
+from runtime.runs_client import RunIdInUseError, RunRequestError, signal_run, start_run
 from runtime.settings import Settings
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=UNAUTHORIZED)
@@ -39,24 +49,39 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(sessions_of)]
 NOT_FOUND = {404: {"description": "unknown run, or a run of another tenant"}}
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={409: {}})
+START_REFUSALS: dict[int | str, dict] = {
+    409: {"model": ErrorBody, "description": "the run id is in use (by any tenant)"},
+    413: {"model": ErrorBody, "description": "the body is larger than HTTP_MAX_BODY_BYTES"},
+    429: {
+        "model": ErrorBody,
+        "description": f"the tenant's runs in flight are at its limit (Retry-After: "
+        f"{RETRY_AFTER_SECONDS} s)",
+    },
+}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=START_REFUSALS)
 async def create_run(
     body: RunCreate,
     caller: Caller,
     client: ClientDep,
+    sessions: SessionsDep,
     settings: Annotated[Settings, Depends(settings_of)],
 ) -> RunAccepted:
-    """Start RunWorkflow for the key's tenant; 409 when the run id is taken."""
+    """Start RunWorkflow for the key's tenant; 409 when the run id is in use (by anyone),
+    429 when the tenant has its limit of runs in flight."""
     check_body(body)
     payload = {"tenant_id": caller.tenant_id, **body.model_dump(mode="json", exclude_none=True)}
+    check_encoded_size(payload)
+    await run_in_threadpool(admit_run, sessions, settings, caller.tenant_id, body.run_id)
     try:
         handle = await start_run(client, settings.task_queue, payload)
     except RunRequestError as exc:
-        code = status.HTTP_409_CONFLICT if "already exists" in str(exc) else 422
-        raise HTTPException(code, str(exc)) from None
-    except WorkflowAlreadyStartedError as exc:
-        run_id = exc.workflow_id.removeprefix("run-")
-        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} already exists") from None
+        if isinstance(exc, RunIdInUseError):
+            raise run_id_in_use(body.run_id) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, clip(str(exc))) from None
+    except WorkflowAlreadyStartedError:
+        raise run_id_in_use(body.run_id) from None
     return RunAccepted(
         run_id=handle.id.removeprefix("run-"), workflow_id=handle.id, tenant_id=caller.tenant_id
     )

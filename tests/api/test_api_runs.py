@@ -63,7 +63,7 @@ async def test_start_read_and_inspect_a_run(
             "tenant_id": keys.tenant,
         }
         again = await api.post("/runs", json=body, headers=keys.admin)
-        assert again.status_code == 409 and "already exists" in again.json()["detail"]
+        assert again.status_code == 409 and "already in use" in again.json()["detail"]
         view = await wait_for(api, f"/runs/{run_id}", keys.admin, finished)
     assert (view["phase"], view["status"], view["step_index"]) == ("COMPLETED", "succeeded", 3)
     assert view["tenant_id"] == keys.tenant and view["workflow_status"] == "COMPLETED"
