@@ -13,7 +13,7 @@ from db import migrate
 from db.engine import check_connection, make_engine, make_session_factory
 from runtime.embedded_temporal import EmbeddedTemporal
 from runtime.settings import Settings
-from runtime.temporal_client import connect, ensure_search_attributes
+from runtime.temporal_client import connect, connect_when_ready, ensure_search_attributes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ def open_database(settings: Settings, *, migrate_schema: bool = True) -> Engine:
     return engine
 
 
+# How long an embedded server may take to become ready; a busy 2-core machine needs
+# seconds between the port opening and the frontend answering.
+READY_TIMEOUT = 120.0
+
+
 @contextlib.asynccontextmanager
 async def open_stack(settings: Settings, *, start_embedded: bool = True) -> AsyncIterator[Stack]:
     """Database first (fails fast on a bad DATABASE_URL), then Temporal."""
@@ -51,7 +56,10 @@ async def open_stack(settings: Settings, *, start_embedded: bool = True) -> Asyn
                     settings.data_dir, settings.temporal_port, settings.temporal_ui_port
                 )
                 address = server.start()
-        client = await connect(address, settings.temporal_namespace)
+        if server is not None:  # ready means the namespace answers, not the port open
+            client = await connect_when_ready(address, settings.temporal_namespace, READY_TIMEOUT)
+        else:
+            client = await connect(address, settings.temporal_namespace)
         await ensure_search_attributes(client)
         yield Stack(
             settings, client, engine, make_session_factory(engine), address, server is not None

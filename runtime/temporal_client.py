@@ -1,10 +1,14 @@
 """Connecting to Temporal with the pydantic data converter, and registering search attributes."""
 
+import asyncio
+import time
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -29,6 +33,28 @@ async def connect(
         raise TemporalConfigError(
             f"TEMPORAL_ADDRESS {address} is unreachable (namespace {namespace}): {reason}"
         ) from exc
+
+
+async def connect_when_ready(address: str, namespace: str, timeout: float) -> Client:
+    """A client once the server is ready: it accepts a connection AND its namespace
+    answers (a dev server opens its port before its frontend is healthy). Retried until
+    ``timeout``; the TemporalConfigError then carries the last error seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await connect(address, namespace)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
+            )
+            return client
+        except (TemporalConfigError, RPCError, RuntimeError) as exc:
+            last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if time.monotonic() >= deadline:
+                raise TemporalConfigError(
+                    f"Temporal at {address} is not ready after {timeout:.0f}s "
+                    f"(namespace {namespace}): {last}"
+                ) from exc
+        await asyncio.sleep(0.25)
 
 
 def with_interceptors(client: Client, interceptors: list[Interceptor]) -> Client:

@@ -28,7 +28,7 @@ from runtime.chaos.processes import free_port
 from runtime.embedded_temporal import EmbeddedTemporal
 from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.settings import Settings
-from runtime.temporal_client import connect, ensure_search_attributes
+from runtime.temporal_client import connect_when_ready, ensure_search_attributes
 from runtime.worker_factory import WORKFLOWS, build_activities, workflow_runner
 
 BENCH_TASK_QUEUE = "governed-runs-bench"
@@ -95,7 +95,7 @@ async def bench_env(
     server = EmbeddedTemporal(data_dir, settings.temporal_port, settings.temporal_ui_port)
     server.start()
     try:
-        client = await connect(server.address, settings.temporal_namespace)
+        client = await connect_when_ready(server.address, settings.temporal_namespace, 120)
         await ensure_search_attributes(client)
         yield BenchEnv(
             settings=settings,

@@ -81,12 +81,23 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(
-                    f"worker exited with {self.process.returncode}; see {self.log_path}"
+                    f"worker exited with {self.process.returncode}; its output "
+                    f"({self.log_path}):\n{self.output_tail()}"
                 )
             if self.log_path.read_bytes().count(marker) >= self.starts:
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"worker not ready after {timeout}s; see {self.log_path}")
+        raise RuntimeError(
+            f"worker not ready after {timeout}s; its output ({self.log_path}):\n"
+            f"{self.output_tail()}"
+        )
+
+    def output_tail(self, limit: int = 8000) -> str:
+        """The end of what the worker printed (for a failing test's message)."""
+        try:
+            return self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+        except OSError as exc:
+            return f"(no output: {exc})"
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight tasks are abandoned."""
