@@ -12,8 +12,7 @@ import logging
 import signal
 import sys
 
-import httpx
-
+from activities.skills.egress import quiet_http_client_logs
 from api.server import api_beside_worker
 from db.engine import DatabaseConfigError
 from observability.setup import ObservabilityConfigError, Telemetry, configure
@@ -32,34 +31,33 @@ log = logging.getLogger("governed_runs.worker")
 async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = None) -> None:
     async with open_stack(settings) as stack:
         client = with_interceptors(stack.client, telemetry.interceptors() if telemetry else [])
-        with httpx.Client() as http:
-            worker = build_worker(client, settings, stack.sessions, http)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if stack.embedded else "(external)"
-            log.info(
-                "worker on task queue %s, Temporal %s (UI %s), database %s",
-                settings.task_queue,
-                stack.address,
-                ui,
-                stack.engine.url.render_as_string(hide_password=True),
-            )
-            async with worker, api_beside_worker(settings, stack.sessions, client):
-                if demo:
-                    from runtime.demo import run_demo
+        worker = build_worker(client, settings, stack.sessions)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if stack.embedded else "(external)"
+        log.info(
+            "worker on task queue %s, Temporal %s (UI %s), database %s",
+            settings.task_queue,
+            stack.address,
+            ui,
+            stack.engine.url.render_as_string(hide_password=True),
+        )
+        async with worker, api_beside_worker(settings, stack.sessions, client):
+            if demo:
+                from runtime.demo import run_demo
 
-                    asyncio.create_task(run_demo(stack, settings))
-                if settings.reconcile_schedule_enabled:
-                    await ensure_reconcile_schedule(client, settings)
-                reactor = None
-                if settings.event_reactor_enabled:
-                    reactor = asyncio.create_task(audit_reactor(settings, stack.sessions).run(stop))
-                await stop.wait()
-                log.info("shutting down")
-                if reactor is not None:
-                    await reactor
+                asyncio.create_task(run_demo(stack, settings))
+            if settings.reconcile_schedule_enabled:
+                await ensure_reconcile_schedule(client, settings)
+            reactor = None
+            if settings.event_reactor_enabled:
+                reactor = asyncio.create_task(audit_reactor(settings, stack.sessions).run(stop))
+            await stop.wait()
+            log.info("shutting down")
+            if reactor is not None:
+                await reactor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_http_client_logs()  # httpx logs each request's URL at INFO: a URL may hold a secret
     telemetry = None
     try:
         settings = Settings()

@@ -2,37 +2,60 @@
 
 The ledger is consulted before the skill runs, so a step whose result was recorded is
 never executed again, even if its activity completion was lost.
+
+Around the skill, the step activity applies the tenant's security settings: the egress
+policy of the skills that call out (activities.skills.egress; a refusal is also an
+EGRESS_REFUSED audit-ledger entry in the step's transaction), and its secrets — the input
+keeps its ``${secret:NAME}`` placeholders everywhere but in the skill's own call, what the
+skill returns is redacted before it is stored or returned, and the trace step's hash
+covers the digest of the values sent (domain.secret_refs, domain.hashchain).
 """
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
+from temporalio.exceptions import CancelledError
 
-from activities.ledger import ack, find_first_result, insert_row, run_once, utcnow
-from activities.skills.base import SkillContext, SkillError
-from activities.skills.registry import run_skill
+from activities.ledger import ack, audit_entry, find_first_result, insert_row, run_once, utcnow
+from activities.secret_store import SecretBox, load_secrets
+from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.egress import Egress, EgressRefused, quiet_http_client_logs
+from activities.skills.registry import CALLS_OUT, run_skill
 from activities.traces import trace_id_for
-from db.models import TraceStep
+from db.engine import reading
+from db.models import Tenant, TraceStep
 from domain import contract
+from domain.egress import EgressRule, EgressRuleError, parse_rules
 from domain.enums import AckStatus
-from domain.hashchain import step_content, step_hash
+from domain.hashchain import step_content, step_hash, with_secrets_proof
 from domain.ids import derive_id
 from domain.messages import StepRequest, StepResult
+from domain.secret_refs import redact, referenced_names, secrets_digest, substitute
 from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
 
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
 
+_TENANTS = Tenant.__table__
+_TENANT_EGRESS = select(_TENANTS.c.egress_allow).where(_TENANTS.c.id == bindparam("tenant_id"))
 
-def content_of(req: StepRequest, result: StepResult) -> dict:
+
+def content_of(
+    req: StepRequest, result: StepResult, stored_input: dict[str, Any] | None = None
+) -> dict:
+    """What the step's hash covers; ``stored_input`` is the input as the trace step stores
+    it (with the secrets digest when the step used secrets)."""
     return step_content(
         run_id=req.run_id,
         step_index=req.index,
         skill=req.skill,
-        input=req.input,
+        input=req.input if stored_input is None else stored_input,
         output=result.output,
         cost=result.cost,
         status="OK" if result.ok else "FAILED",
@@ -40,20 +63,61 @@ def content_of(req: StepRequest, result: StepResult) -> dict:
     )
 
 
+@dataclass(frozen=True)
+class StepSecrets:
+    """The secret values a step's input references, by name, and their digest."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    digest: str | None = None
+
+    def substitute(self, value: Any) -> Any:
+        return substitute(value, self.values)
+
+    def redact(self, value: Any) -> Any:
+        return redact(value, self.values)
+
+
+NO_SECRETS = StepSecrets()
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What running a step produced: its result (redacted), the secrets digest, and the
+    audit record of an egress refusal (redacted), if it was refused."""
+
+    result: StepResult
+    secrets_sha256: str | None = None
+    refusal: dict[str, Any] | None = None
+
+
+def _failed(error: str) -> StepResult:
+    return StepResult(ok=False, output={}, cost=Decimal(0), error=error)
+
+
 class StepActivities:
-    """Executes skills; holds the shared SkillContext (HTTP client, LLM endpoint)."""
+    """Executes skills; holds the shared SkillContext (LLM endpoint, base cost), the
+    worker's egress settings and the secrets key."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], skills: SkillContext, threads: int = 32
+        self,
+        sessions: sessionmaker[Session],
+        skills: SkillContext,
+        threads: int = 32,
+        *,
+        egress: Egress,
+        secret_box: SecretBox,
     ) -> None:
         self.sessions = sessions
         self.skills = skills
+        self.egress = egress
+        self.secret_box = secret_box
         self._skill_threads = ThreadPoolExecutor(threads, thread_name_prefix="skill")
+        quiet_http_client_logs()
 
-    def _run_heartbeating(self, req: StepRequest):  # noqa: ANN202 - a SkillOutput
+    def _run_heartbeating(self, skill: str, data: dict[str, Any], ctx: SkillContext) -> SkillOutput:
         """Run the skill in a helper thread and heartbeat meanwhile, so that a worker that
         dies mid-step is noticed within the heartbeat timeout, not the step timeout."""
-        future = self._skill_threads.submit(run_skill, req.skill, req.input, self.skills)
+        future = self._skill_threads.submit(run_skill, skill, data, ctx)
         while True:
             try:
                 return future.result(timeout=HEARTBEAT_EVERY_SECONDS)
@@ -66,48 +130,118 @@ class StepActivities:
         first = find_first_result(self.sessions, key)
         if first is not None:
             return StepResult.model_validate(first)
+        executed = self._execute(req)
+        return run_once(
+            self.sessions, key, StepResult, lambda session: self._write(session, req, executed)
+        )
+
+    def _execute(self, req: StepRequest) -> Executed:
+        """Run the skill with the step's secrets and egress policy; a retryable failure
+        before the last attempt is raised (redacted), every other outcome returned."""
         try:
-            out = self._run_heartbeating(req)
-            result = StepResult(ok=True, output=out.output, cost=out.cost)
+            secrets = self._secrets_of(req)
         except SkillError as exc:
-            if exc.retryable and activity.info().attempt < MAX_ATTEMPTS:
+            return Executed(_failed(str(exc)))
+        try:
+            ctx = self._context_for(req)
+            out = self._run_heartbeating(req.skill, secrets.substitute(req.input), ctx)
+        except SkillError as exc:
+            return self._failure(exc, secrets)
+        except CancelledError:
+            raise
+        except Exception as exc:  # a bug: retried by Temporal, its message redacted
+            if not secrets.values:
                 raise
-            result = StepResult(ok=False, output={}, cost=Decimal(0), error=str(exc))
+            raise RuntimeError(secrets.redact(f"{type(exc).__name__}: {exc}")) from None
+        result = StepResult(ok=True, output=secrets.redact(out.output), cost=out.cost)
+        return Executed(result, secrets.digest)
 
-        def write(session: Session) -> StepResult:
-            recorded = result
-            if req.traced:
-                content = content_of(req, result)
-                digest = step_hash(req.prev_hash, content)
-                recorded = result.model_copy(update={"hash": digest})
-                insert_row(
-                    session,
-                    TraceStep,
-                    id=derive_id(req.run_id, "trace-step", req.index),
-                    trace_id=trace_id_for(req.run_id),
-                    run_id=req.run_id,
-                    step_index=req.index,
-                    skill=req.skill,
-                    input=req.input,
-                    output=result.output,
-                    cost=result.cost,
-                    status=content["status"],
-                    error=result.error,
-                    prev_hash=req.prev_hash,
-                    hash=digest,
-                    created_at=utcnow(),
-                )
-                domain, action = contract.record_step(req.index)
-                ack(
-                    session,
-                    run_id=req.run_id,
-                    tenant_id=req.tenant_id,
-                    domain=domain,
-                    action=action,
-                    result_id=derive_id(req.run_id, "trace-step", req.index),
-                    status=AckStatus.ACKED if result.ok else AckStatus.FAILED,
-                    error=result.error,
-                )
-            return recorded
+    @staticmethod
+    def _failure(exc: SkillError, secrets: StepSecrets) -> Executed:
+        message = secrets.redact(str(exc))
+        if exc.retryable and activity.info().attempt < MAX_ATTEMPTS:
+            raise SkillError(message, retryable=True) from None
+        refusal = None
+        if isinstance(exc, EgressRefused):
+            target = exc.target.to_dict() if exc.target is not None else None
+            refusal = secrets.redact({"reason": exc.reason, "target": target})
+        return Executed(_failed(message), secrets.digest, refusal)
 
-        return run_once(self.sessions, key, StepResult, write)
+    def _secrets_of(self, req: StepRequest) -> StepSecrets:
+        names = referenced_names(req.input)
+        if not names:
+            return NO_SECRETS
+        values = load_secrets(self.sessions, self.secret_box, req.tenant_id, names)
+        return StepSecrets(values, secrets_digest(req.run_id, req.index, values))
+
+    def _context_for(self, req: StepRequest) -> SkillContext:
+        """The shared context, with the tenant's egress policy for a skill that calls out."""
+        if req.skill not in CALLS_OUT:
+            return self.skills
+        outbound = self.egress.for_tenant(req.tenant_id, self._tenant_rules(req.tenant_id))
+        return replace(self.skills, outbound=outbound)
+
+    def _tenant_rules(self, tenant_id: str) -> tuple[EgressRule, ...]:
+        with reading(self.sessions) as session:
+            raw = session.execute(_TENANT_EGRESS, {"tenant_id": tenant_id}).scalar_one_or_none()
+        try:
+            return parse_rules(raw, f"allow-list of tenant {tenant_id}")
+        except EgressRuleError as exc:
+            raise EgressRefused(str(exc)) from None
+
+    def _write(self, session: Session, req: StepRequest, executed: Executed) -> StepResult:
+        result = recorded = executed.result
+        if req.traced:
+            stored_input = with_secrets_proof(req.input, executed.secrets_sha256)
+            content = content_of(req, result, stored_input)
+            digest = step_hash(req.prev_hash, content)
+            recorded = result.model_copy(update={"hash": digest})
+            insert_row(
+                session,
+                TraceStep,
+                id=derive_id(req.run_id, "trace-step", req.index),
+                trace_id=trace_id_for(req.run_id),
+                run_id=req.run_id,
+                step_index=req.index,
+                skill=req.skill,
+                input=stored_input,
+                output=result.output,
+                cost=result.cost,
+                status=content["status"],
+                error=result.error,
+                prev_hash=req.prev_hash,
+                hash=digest,
+                created_at=utcnow(),
+            )
+            domain, action = contract.record_step(req.index)
+            ack(
+                session,
+                run_id=req.run_id,
+                tenant_id=req.tenant_id,
+                domain=domain,
+                action=action,
+                result_id=derive_id(req.run_id, "trace-step", req.index),
+                status=AckStatus.ACKED if result.ok else AckStatus.FAILED,
+                error=result.error,
+            )
+        if executed.refusal is not None:
+            _audit_refusal(session, req, executed.refusal)
+        return recorded
+
+
+def _audit_refusal(session: Session, req: StepRequest, refusal: dict[str, Any]) -> None:
+    """The prevention, with its reason, in the audit ledger (one per step: a stable key)."""
+    audit_entry(
+        session,
+        key=f"{req.run_id}/egress/{req.index}",
+        tenant_id=req.tenant_id,
+        event_type="EGRESS_REFUSED",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={
+            "run_id": req.run_id,
+            "step_index": req.index,
+            "skill": req.skill,
+            **refusal,
+        },  # fmt: skip
+    )

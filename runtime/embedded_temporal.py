@@ -58,10 +58,19 @@ def _die_with_parent() -> None:
 class EmbeddedTemporal:
     """A dev server process bound to 127.0.0.1, started and stopped by this object."""
 
-    def __init__(self, data_dir: Path, port: int = 7233, ui_port: int = 8233) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 7233,
+        ui_port: int = 8233,
+        http_port: int | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.ui_port = ui_port
+        self.http_port = http_port  # None: a free port the server picks
+        self.metrics_port = metrics_port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,6 +86,10 @@ class EmbeddedTemporal:
             "--db-filename", str((self.data_dir / "temporal.db").resolve()),
             "--log-level", "warn",
         ]  # fmt: skip
+        if self.http_port:
+            args += ["--http-port", str(self.http_port)]
+        if self.metrics_port:
+            args += ["--metrics-port", str(self.metrics_port)]
         for key in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{key.name}=Keyword"]
         return [*args, *SPEED_FLAGS]

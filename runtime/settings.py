@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     task_queue: str = "governed-runs"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    # The embedded server's HTTP API and metrics ports, pinned (not random) so that the
+    # egress policy protects them like the frontend and the UI.
+    temporal_http_port: int = 7243
+    temporal_metrics_port: int = 7244
 
     observability_mode: ObservabilityMode = ObservabilityMode.DEGRADED
     run_timeout_seconds: int = Field(default=7200, gt=0)
@@ -61,6 +65,8 @@ class Settings(BaseSettings):
     # every tenant, added to each tenant's own (domain.egress rules, e.g.
     # '[{"scheme": "https", "host": "api.example.com", "port": 443}]').
     egress_allow: list[dict] = Field(default_factory=list)
+    # true: only allow-listed targets are reachable, public hosts included.
+    egress_allow_exclusive: bool = False
     # Fernet key (urlsafe base64, 32 bytes) for tenant secrets; unset: a key file
     # DATA_DIR/secrets.key, created on first use with mode 0600.
     secrets_key: str | None = None

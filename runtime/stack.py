@@ -53,7 +53,11 @@ async def open_stack(settings: Settings, *, start_embedded: bool = True) -> Asyn
                 address = f"127.0.0.1:{settings.temporal_port}"
             else:
                 server = EmbeddedTemporal(
-                    settings.data_dir, settings.temporal_port, settings.temporal_ui_port
+                    settings.data_dir,
+                    settings.temporal_port,
+                    settings.temporal_ui_port,
+                    settings.temporal_http_port,
+                    settings.temporal_metrics_port,
                 )
                 address = server.start()
         if server is not None:  # ready means the namespace answers, not the port open

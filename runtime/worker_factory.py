@@ -1,6 +1,8 @@
 """Builds the activity objects and the Worker: the wiring worker.py and the tests share."""
 
+import socket
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,10 +20,13 @@ from activities.policies import PolicyActivities
 from activities.reconciliation import ReconcileActivities
 from activities.runs import RunActivities
 from activities.skills.base import LlmEndpoint, SkillContext
+from activities.skills.egress import DeploymentEndpoints, Egress
 from activities.steps import StepActivities
 from activities.traces import TraceActivities
+from domain.egress import parse_rules
 from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.sandbox_runner import sandboxed_runner
+from runtime.secrets_admin import secret_box
 from runtime.settings import Settings
 from workflows.promote_candidate import PromoteCandidateWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -41,9 +46,8 @@ def workflow_runner(converter: DataConverter = pydantic_data_converter) -> Workf
     return sandboxed_runner(restrictions, converter)
 
 
-def skill_context(settings: Settings, http: httpx.Client) -> SkillContext:
+def skill_context(settings: Settings) -> SkillContext:
     return SkillContext(
-        http=http,
         llm=LlmEndpoint(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key,
@@ -55,18 +59,61 @@ def skill_context(settings: Settings, http: httpx.Client) -> SkillContext:
     )
 
 
-def build_activities(
-    settings: Settings, sessions: sessionmaker[Session], http: httpx.Client
-) -> list:
-    """Every activity of governed-runs, bound to its dependencies."""
-    runs = RunActivities(sessions, settings.run_config)
+def deployment_endpoints(settings: Settings) -> DeploymentEndpoints:
+    """The endpoints no step may reach: the Temporal frontend and Web UI ports and the HTTP
+    API port, on loopback, on the configured hosts and on this host's own name; and the
+    host:port of TEMPORAL_ADDRESS when it is set."""
+    ports = (
+        settings.temporal_port,
+        settings.temporal_ui_port,
+        settings.temporal_http_port,
+        settings.temporal_metrics_port,
+        settings.http_port,
+    )
+    hosts = [settings.http_host, socket.gethostname()]
+    exact: list[tuple[str, int]] = []
+    if settings.temporal_address:
+        host, _, port = settings.temporal_address.rpartition(":")
+        host = host.strip("[]")
+        hosts.append(host)
+        if port.isdigit():
+            exact.append((host, int(port)))
+    return DeploymentEndpoints(ports=ports, hosts=tuple(hosts), exact=tuple(exact))
+
+
+def egress(settings: Settings) -> Egress:
+    """The worker's egress settings; EGRESS_ALLOW that cannot be read fails at start."""
+    return Egress(
+        operator_rules=parse_rules(settings.egress_allow, "EGRESS_ALLOW"),
+        deployment=deployment_endpoints(settings),
+        exclusive=settings.egress_allow_exclusive,
+        tls=httpx.create_ssl_context(),
+    )
+
+
+def step_activities(settings: Settings, sessions: sessionmaker[Session]) -> StepActivities:
+    return StepActivities(
+        sessions,
+        skill_context(settings),
+        settings.activity_threads,
+        egress=egress(settings),
+        secret_box=secret_box(settings),
+    )
+
+
+def build_activities(settings: Settings, sessions: sessionmaker[Session], http: Any = None) -> list:
+    """Every activity of governed-runs, bound to its dependencies.
+
+    ``http`` is ignored (skills open a client per call, activities.skills.egress); it stays
+    so that callers written for the shared client need not change."""
+    runs = RunActivities(sessions, settings.run_config, settings.max_runs_in_flight_per_tenant)
     traces = TraceActivities(sessions)
     policies = PolicyActivities(sessions)
     incidents = IncidentActivities(sessions)
     audit = AuditActivities(sessions)
     control = ControlActivities(sessions)
-    steps = StepActivities(sessions, skill_context(settings, http), settings.activity_threads)
-    candidates = CandidateActivities(sessions)
+    steps = step_activities(settings, sessions)
+    candidates = CandidateActivities(sessions, settings.max_signal_count)
     reconcile = ReconcileActivities(sessions)
     return [
         runs.open,
@@ -101,7 +148,7 @@ def build_worker(
     client: Client,
     settings: Settings,
     sessions: sessionmaker[Session],
-    http: httpx.Client,
+    http: Any = None,
     *,
     task_queue: str | None = None,
     activities: list | None = None,
@@ -112,9 +159,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities
-        if activities is not None
-        else build_activities(settings, sessions, http),
+        activities=activities if activities is not None else build_activities(settings, sessions),
         activity_executor=executor or ThreadPoolExecutor(settings.activity_threads),
         workflow_runner=workflow_runner(client.data_converter),
         max_concurrent_activities=settings.activity_threads,

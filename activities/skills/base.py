@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    from activities.skills.egress import Outbound
 
 
 class SkillError(Exception):
@@ -24,13 +25,21 @@ class LlmEndpoint:
     price_per_1k_output: Decimal
 
 
-@dataclass
+@dataclass(frozen=True)
 class SkillContext:
-    """Dependencies skills share; built once in worker.py."""
+    """What skills get: built once per worker (runtime.worker_factory); ``outbound`` (the
+    egress policy of the step's tenant) is bound per step by StepActivities, for the skills
+    that call out."""
 
-    http: httpx.Client
     llm: LlmEndpoint
     base_cost: Decimal
+    outbound: "Outbound | None" = None
+
+    def calling_out(self) -> "Outbound":
+        """The step's outbound path; a skill never calls out without one."""
+        if self.outbound is None:
+            raise SkillError("no egress policy is bound to this step", retryable=False)
+        return self.outbound
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""The llm skill: an OpenAI-compatible chat completion, priced from the returned usage."""
+"""The llm skill: an OpenAI-compatible chat completion, priced from the returned usage.
+
+The endpoint (LLM_BASE_URL) is the operator's choice, so its origin is allowed implicitly;
+the call still takes the egress path of every outbound call (protected endpoints, pinning,
+redirects vetted hop by hop, no cookies).
+"""
 
 from decimal import Decimal
 
 import httpx
 
 from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.egress import origin_of
+from domain.egress import EgressRule
 from domain.skill_catalog import LlmInput
 
 
@@ -23,10 +30,14 @@ def llm(data: LlmInput, ctx: SkillContext) -> SkillOutput:
         body["temperature"] = data.temperature
     headers = {"Authorization": f"Bearer {ctx.llm.api_key}"} if ctx.llm.api_key else {}
     url = ctx.llm.base_url.rstrip("/") + "/chat/completions"
+    outbound = ctx.calling_out().allowing(EgressRule.for_url(ctx.llm.base_url))
     try:
-        response = ctx.http.post(url, json=body, headers=headers, timeout=120)
+        response = outbound.request("POST", url, json=body, headers=headers, timeout=120)
     except httpx.HTTPError as exc:
-        raise SkillError(f"llm endpoint {url}: {exc}", retryable=True) from exc
+        where = origin_of(url)
+        raise SkillError(
+            f"llm endpoint {where}: {type(exc).__name__}: {exc}", retryable=True
+        ) from None
     if response.status_code == 429 or response.status_code >= 500:
         raise SkillError(f"llm endpoint answered {response.status_code}", retryable=True)
     if response.status_code >= 400:

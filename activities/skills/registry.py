@@ -3,7 +3,9 @@
 from collections.abc import Callable
 from typing import Any
 
-from activities.skills.base import SkillContext, SkillOutput
+from pydantic import ValidationError
+
+from activities.skills.base import SkillContext, SkillError, SkillOutput
 from activities.skills.http import http
 from activities.skills.llm import llm
 from activities.skills.text import echo, template
@@ -17,6 +19,22 @@ SKILLS: dict[str, Callable[[Any, SkillContext], SkillOutput]] = {
 }
 assert SKILLS.keys() == SKILL_INPUTS.keys(), "every catalogued skill needs an implementation"
 
+CALLS_OUT = frozenset({"http", "llm"})
+"""The skills that call out: each step of one gets its tenant's egress policy."""
+
 
 def run_skill(name: str, raw_input: dict[str, Any], ctx: SkillContext) -> SkillOutput:
-    return SKILLS[name](validate_skill_input(name, raw_input), ctx)
+    return SKILLS[name](_validated(name, raw_input), ctx)
+
+
+def _validated(name: str, raw_input: dict[str, Any]) -> Any:
+    """The skill's input model. The workflow validated the input as written; once secrets
+    are substituted it may not validate: a failure names the fields, never their values."""
+    try:
+        return validate_skill_input(name, raw_input)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SkillError(f"{name}: invalid input: {problems}", retryable=False) from None

@@ -10,13 +10,14 @@ from db.models.base import Base
 
 class TenantSecret(Base):
     """A value an operator stores for a tenant; step inputs reference it by name
-    (``{"$secret": "name"}``) so that it never enters a workflow history or a trace."""
+    (``${secret:NAME}`` in any string) so that it never enters a workflow history or a
+    trace (activities.secret_store substitutes it inside the step)."""
 
     __tablename__ = "tenant_secrets"
 
     tenant_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    ciphertext: Mapped[str] = mapped_column(Text)  # Fernet token (services.secrets)
+    ciphertext: Mapped[str] = mapped_column(Text)  # Fernet token (activities.secret_store)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

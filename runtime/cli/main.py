@@ -11,9 +11,14 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from db.engine import DatabaseConfigError
+from runtime.cli import egress, secrets
 from runtime.cli.context import CliError, Context
 from runtime.embedded_temporal import TemporalConfigError
 from runtime.settings import Settings
+
+# Registered after the caller's modules (``tenant egress`` extends runtime.cli.admin's
+# ``tenant``), unless the caller lists them itself.
+SECURITY_MODULES: list[ModuleType] = [secrets, egress]
 
 
 def build_parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
@@ -21,7 +26,7 @@ def build_parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
         prog="starter.py", description="Operate governed-runs: start, control and inspect runs."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in modules:
+    for module in [*modules, *(m for m in SECURITY_MODULES if m not in modules)]:
         module.register(sub)
     return parser
 

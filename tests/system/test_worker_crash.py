@@ -19,6 +19,7 @@ from db.models import AuditExpectation, DomainAck, PolicyEvaluation, Run, Trace,
 from domain.hashchain import first_broken_link, step_content
 from tests.helpers import count, new_tenant, rows, start_run
 from tests.local_servers import local_server
+from tests.security_servers import allow_egress
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
@@ -46,6 +47,7 @@ async def test_worker_killed_mid_run(dev_env, settings, sessions, task_queue, ru
     address = dev_env.client.service_client.config.target_host
     tenant = new_tenant(sessions)
     with local_server() as server:
+        allow_egress(sessions, tenant, server.url)
         steps = [{"skill": "http", "input": {"url": f"{server.url}/slow/0.4"}} for _ in range(6)]
         worker = spawn_worker(address, settings.database_url, task_queue, tmp_path)
         try:
@@ -78,6 +80,7 @@ async def test_worker_killed_mid_run(dev_env, settings, sessions, task_queue, ru
     assert count(sessions, PolicyEvaluation, run_id=run_id) == 1
     assert count(sessions, Trace, run_id=run_id) == 1
     assert rows(sessions, Run, id=run_id)[0].phase == "COMPLETED"
+
     def content(s):
         return step_content(run_id=s.run_id, step_index=s.step_index, skill=s.skill,
                             input=s.input, output=s.output, cost=s.cost, status=s.status,

@@ -35,6 +35,7 @@ from tests.helpers import (
     start_run,
 )
 from tests.local_servers import local_server
+from tests.security_servers import allow_egress
 from workflows.patches import FEWER_LOCAL_ACTIVITIES
 
 pytestmark = pytest.mark.timeout(120)
@@ -188,6 +189,7 @@ async def change_during_slow_step(env, settings, sessions, task_queue, run_id, t
     Returns the status view once the run is paused or ended, and ``await then(handle)``.
     """
     with local_server() as server:
+        allow_egress(sessions, tenant, server.url)
         steps = [{"skill": "http", "input": {"url": f"{server.url}/slow/1.5"}}, *echo_steps(2)]
         async with running_worker(env.client, settings, sessions, task_queue):
             handle = await start_run(env.client, task_queue, run_id,

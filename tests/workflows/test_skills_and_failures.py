@@ -10,6 +10,7 @@ from db.models import AuditExpectation, Incident, Run, TraceStep
 from domain.reconciler import AckRow, ExpectationRow, reconcile
 from tests.helpers import count, new_tenant, rows, running_worker, start_run
 from tests.local_servers import local_server
+from tests.security_servers import allow_egress
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,6 +29,7 @@ def llm_settings(settings, llm_server):
 async def test_llm_and_http_skills_do_real_calls(dev_env, llm_settings, llm_server, sessions,
                                                  task_queue, run_id):  # fmt: skip
     tenant = new_tenant(sessions)
+    allow_egress(sessions, tenant, llm_server.url)  # for the http step (llm: the operator's)
     steps = [
         {"skill": "llm", "input": {"prompt": "hello", "model": "tiny"}},
         {"skill": "http", "input": {"url": f"{llm_server.url}/things/1"}},
@@ -51,6 +53,7 @@ async def test_llm_and_http_skills_do_real_calls(dev_env, llm_settings, llm_serv
 async def test_skill_failure_mid_run(dev_env, settings, sessions, task_queue, run_id):
     tenant = new_tenant(sessions)
     with local_server() as server:
+        allow_egress(sessions, tenant, server.url)
         steps = [
             {"skill": "echo", "input": {"text": "ok"}},
             {"skill": "http", "input": {"url": f"{server.url}/status/404"}},
@@ -78,6 +81,7 @@ async def test_retryable_skill_failure_is_retried_then_recorded(dev_env, setting
                                                                 task_queue, run_id):  # fmt: skip
     tenant = new_tenant(sessions)
     with local_server() as server:
+        allow_egress(sessions, tenant, server.url)
         steps = [{"skill": "http", "input": {"url": f"{server.url}/status/503"}}]
         async with running_worker(dev_env.client, settings, sessions, task_queue):
             handle = await start_run(dev_env.client, task_queue, run_id,
