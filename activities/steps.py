@@ -1,7 +1,9 @@
 """Step execution: run the skill, then write its trace step and ack in one transaction.
 
 The ledger is consulted before the skill runs, so a step whose result was recorded is
-never executed again, even if its activity completion was lost.
+never executed again, even if its activity completion was lost. Then the step takes one of
+its tenant's steps-in-flight slots (activities.step_slots), or returns at once, having
+done nothing, when there is none free; the slot goes back with the recorded result.
 
 Around the skill, the step activity applies the tenant's security settings: the egress
 policy of the skills that call out (activities.skills.egress; a refusal is also an
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
+from activities import step_slots
 from activities.ledger import ack, audit_entry, find_first_result, insert_row, run_once, utcnow
 from activities.secret_store import SecretBox, load_secrets
 from activities.skills.base import SkillContext, SkillError, SkillOutput
@@ -41,6 +44,9 @@ from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
 
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
+# The slot lease (activities.step_slots.LEASE_SECONDS) is renewed every 4th heartbeat.
+SLOT_EXTEND_EVERY_BEATS = 4
+WAITING_FOR_SLOT = StepResult(ok=False, output={}, cost=Decimal(0), waiting_for_slot=True)
 
 _TENANTS = Tenant.__table__
 _TENANT_EGRESS = select(_TENANTS.c.egress_allow).where(_TENANTS.c.id == bindparam("tenant_id"))
@@ -106,23 +112,32 @@ class StepActivities:
         *,
         egress: Egress,
         secret_box: SecretBox,
+        max_steps_in_flight: int | None = None,
     ) -> None:
         self.sessions = sessions
+        self.max_steps_in_flight = max_steps_in_flight  # per tenant, unless its own is set
         self.skills = skills
         self.egress = egress
         self.secret_box = secret_box
         self._skill_threads = ThreadPoolExecutor(threads, thread_name_prefix="skill")
         quiet_http_client_logs()
 
-    def _run_heartbeating(self, skill: str, data: dict[str, Any], ctx: SkillContext) -> SkillOutput:
+    def _run_heartbeating(
+        self, skill: str, data: dict[str, Any], ctx: SkillContext, slot_id: str
+    ) -> SkillOutput:
         """Run the skill in a helper thread and heartbeat meanwhile, so that a worker that
-        dies mid-step is noticed within the heartbeat timeout, not the step timeout."""
+        dies mid-step is noticed within the heartbeat timeout, not the step timeout; the
+        step's slot lease is kept alive on the way."""
         future = self._skill_threads.submit(run_skill, skill, data, ctx)
+        beats = 0
         while True:
             try:
                 return future.result(timeout=HEARTBEAT_EVERY_SECONDS)
             except FutureTimeout:
                 activity.heartbeat()
+                beats += 1
+                if beats % SLOT_EXTEND_EVERY_BEATS == 0:
+                    step_slots.extend(self.sessions, slot_id, utcnow())
 
     @activity.defn(name="steps.execute")
     def execute(self, req: StepRequest) -> StepResult:
@@ -130,12 +145,27 @@ class StepActivities:
         first = find_first_result(self.sessions, key)
         if first is not None:
             return StepResult.model_validate(first)
-        executed = self._execute(req)
+        slot = self._slot_of(req)
+        if not step_slots.acquire(self.sessions, slot, utcnow()):
+            return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
+        executed = self._execute(req, slot.slot_id)
         return run_once(
-            self.sessions, key, StepResult, lambda session: self._write(session, req, executed)
+            self.sessions,
+            key,
+            StepResult,
+            lambda session: self._write(session, req, executed, slot.slot_id),
+            tenant_id=req.tenant_id,
         )
 
-    def _execute(self, req: StepRequest) -> Executed:
+    def _slot_of(self, req: StepRequest) -> step_slots.SlotRequest:
+        info = activity.info()
+        return step_slots.SlotRequest(
+            tenant_id=req.tenant_id,
+            slot_id=f"{info.workflow_id}/{info.workflow_run_id}/{req.index}",
+            default_limit=self.max_steps_in_flight,
+        )
+
+    def _execute(self, req: StepRequest, slot_id: str) -> Executed:
         """Run the skill with the step's secrets and egress policy; a retryable failure
         before the last attempt is raised (redacted), every other outcome returned."""
         try:
@@ -144,7 +174,7 @@ class StepActivities:
             return Executed(_failed(str(exc)))
         try:
             ctx = self._context_for(req)
-            out = self._run_heartbeating(req.skill, secrets.substitute(req.input), ctx)
+            out = self._run_heartbeating(req.skill, secrets.substitute(req.input), ctx, slot_id)
         except SkillError as exc:
             return self._failure(exc, secrets)
         except CancelledError:
@@ -189,7 +219,10 @@ class StepActivities:
         except EgressRuleError as exc:
             raise EgressRefused(str(exc)) from None
 
-    def _write(self, session: Session, req: StepRequest, executed: Executed) -> StepResult:
+    def _write(
+        self, session: Session, req: StepRequest, executed: Executed, slot_id: str
+    ) -> StepResult:
+        step_slots.release(session, slot_id)
         result = recorded = executed.result
         if req.traced:
             stored_input = with_secrets_proof(req.input, executed.secrets_sha256)

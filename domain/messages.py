@@ -128,6 +128,9 @@ class StepResult(Strict):
     cost: Decimal
     error: str | None = None
     hash: str | None = None
+    # The tenant is at its steps-in-flight limit: nothing ran, nothing was recorded; the
+    # workflow waits and schedules the step again (activities.step_slots).
+    waiting_for_slot: bool = False
 
 
 class RunFacts(Strict):

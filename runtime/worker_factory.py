@@ -98,6 +98,7 @@ def step_activities(settings: Settings, sessions: sessionmaker[Session]) -> Step
         settings.activity_threads,
         egress=egress(settings),
         secret_box=secret_box(settings),
+        max_steps_in_flight=settings.max_steps_in_flight_per_tenant,
     )
 
 

@@ -6,6 +6,7 @@ checkpoint (before each step), where it may write through activities.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
 
 if TYPE_CHECKING:
     from workflows.run_workflow import RunWorkflow
+
+SLOT_WAIT_FIRST_SECONDS = 0.5
+SLOT_WAIT_MAX_SECONDS = 10.0
 
 TERMINAL_STATUS = {
     ViolationType.MANUAL_STOP: RunStatus.CANCELLED,
@@ -155,6 +159,17 @@ class RunControl:
         if self.pending_pause is not None:
             return await self._hold(self.pending_pause)
         return None
+
+    async def wait_for_slot(self, waits: int) -> None:
+        """The tenant has no free steps-in-flight slot: wait (in workflow time, backing off
+        to SLOT_WAIT_MAX_SECONDS) before the step is tried again; a stop, a pause or a
+        refused signal ends the wait early (the next checkpoint acts on it)."""
+        delay = min(SLOT_WAIT_FIRST_SECONDS * 2 ** (waits - 1), SLOT_WAIT_MAX_SECONDS)
+        with contextlib.suppress(TimeoutError):  # asyncio.TimeoutError, since 3.11
+            await workflow.wait_condition(self._should_act, timeout=timedelta(seconds=delay))
+
+    def _should_act(self) -> bool:
+        return self.stop is not None or self.pending_pause is not None or bool(self.refusals)
 
     def stopped_outcome(self) -> Outcome:
         assert self.stop is not None

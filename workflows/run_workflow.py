@@ -40,10 +40,11 @@ with workflow.unsafe.imports_passed_through():
         OpenRunRequest,
         OpenRunResult,
         StepRequest,
+        StepResult,
         TraceRequest,
         TransitionRequest,
     )
-    from domain.models import RunConfig, RunInput, RunResult, RunStatusView
+    from domain.models import RunConfig, RunInput, RunResult, RunStatusView, StepSpec
     from domain.outcome import IncidentSpec, Outcome
     from domain.phases import PhaseInvariantError, check_transition
     from workflows import patches
@@ -226,28 +227,22 @@ class RunWorkflow:
 
     async def _execute(self, inp: RunInput) -> Outcome:
         for index, step in enumerate(inp.steps):
-            stopped = await self.control.checkpoint(index)
-            if stopped is not None:
-                return stopped
-            try:
-                result = await workflow.execute_activity_method(
-                    StepActivities.execute,
-                    StepRequest(
-                        run_id=self.run_id,
-                        tenant_id=self.tenant_id,
-                        index=index,
-                        skill=step.skill,
-                        input=step.input,
-                        traced=self.traced,
-                        prev_hash=self._prev_hash,
-                    ),
-                    **STEP,
-                )
-            except ActivityError as exc:
-                if is_cancellation(exc):
-                    raise asyncio.CancelledError() from None
-                reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
-                return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+            waits = 0
+            while True:  # again while the tenant has no free steps-in-flight slot
+                stopped = await self.control.checkpoint(index)
+                if stopped is not None:
+                    return stopped
+                try:
+                    result = await self._step(index, step)
+                except ActivityError as exc:
+                    if is_cancellation(exc):
+                        raise asyncio.CancelledError() from None
+                    reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
+                    return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+                if not result.waiting_for_slot:
+                    break
+                waits += 1
+                await self.control.wait_for_slot(waits)
             self.steps_done = index + 1
             self.cost += result.cost
             self.skills_used.append(step.skill)
@@ -258,6 +253,24 @@ class RunWorkflow:
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
             self.control.after_step(self.cost)
         return Outcome(RunStatus.SUCCEEDED)
+
+    async def _step(self, index: int, step: StepSpec) -> StepResult:
+        """One step activity. It returns ``waiting_for_slot`` (nothing ran) when the tenant is
+        at its steps-in-flight limit; such a result cannot appear in a history recorded
+        before the limit existed, so those histories replay unchanged."""
+        return await workflow.execute_activity_method(
+            StepActivities.execute,
+            StepRequest(
+                run_id=self.run_id,
+                tenant_id=self.tenant_id,
+                index=index,
+                skill=step.skill,
+                input=step.input,
+                traced=self.traced,
+                prev_hash=self._prev_hash,
+            ),
+            **STEP,
+        )
 
     @staticmethod
     def _failure_incident() -> IncidentSpec:

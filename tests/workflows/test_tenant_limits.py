@@ -1,5 +1,6 @@
 """Fair limits on every start path: a tenant at its runs-in-flight limit is refused when a
-run opens (the HTTP API answers 429 before starting: tests/api/test_api_limits.py)."""
+run opens (the HTTP API answers 429 before starting: tests/api/test_api_limits.py); a run
+of a tenant at its steps-in-flight limit waits for a slot while other tenants go on."""
 
 import asyncio
 import json
@@ -7,9 +8,11 @@ import json
 import pytest
 from sqlalchemy import update
 
-from db.models import AuditLedgerEntry, Run, Tenant
+from db.models import AuditLedgerEntry, Run, StepSlot, Tenant
 from domain.enums import AuthorizationDecision, RunStatus
-from tests.helpers import echo_steps, new_tenant, rows, running_worker, start_run
+from tests.helpers import count, echo_steps, new_tenant, rows, running_worker, start_run
+from tests.local_servers import local_server
+from tests.security_servers import allow_egress
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,3 +103,55 @@ async def test_cli_tenant_set_limits_is_audited_and_refuses_bad_values(
         cli, "tenant", "set-limits", tenant, "--runs-in-flight", "default", "--json"
     )
     assert json.loads(out) == {"max_runs_in_flight": None, "max_steps_in_flight": 2}
+
+
+async def timers_started(handle) -> int:
+    events = [e async for e in handle.fetch_history_events()]
+    return sum(1 for e in events if e.HasField("timer_started_event_attributes"))
+
+
+async def test_a_tenant_at_its_steps_in_flight_limit_waits_and_others_go_on(
+    dev_env, settings, sessions, task_queue, run_id
+):
+    busy, other = new_tenant(sessions), new_tenant(sessions)
+    set_limits(sessions, busy, max_steps_in_flight=1)
+    with local_server() as server:
+        allow_egress(sessions, busy, server.url)
+        slow = [{"skill": "http", "input": {"url": f"{server.url}/slow/1.0"}}]
+        async with running_worker(dev_env.client, settings, sessions, task_queue):
+            handles = [
+                await start_run(
+                    dev_env.client,
+                    task_queue,
+                    f"{run_id}-b{i}",
+                    {"run_id": f"{run_id}-b{i}", "tenant_id": busy, "steps": slow},
+                )  # fmt: skip
+                for i in range(3)
+            ]
+            held: list[int] = []
+
+            async def watch_slots() -> None:
+                while True:
+                    held.append(count(sessions, StepSlot, tenant_id=busy))
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch_slots())
+            try:
+                other_id = f"{run_id}-a"
+                quick = await start_run(
+                    dev_env.client, task_queue, other_id,
+                    {"run_id": other_id, "tenant_id": other, "steps": echo_steps(1)},
+                )  # fmt: skip
+                assert (await quick.result()).status == RunStatus.SUCCEEDED
+                # The other tenant finished while the busy tenant still waits for its slot.
+                open_busy = [h for h in handles if (await h.describe()).status.name == "RUNNING"]
+                assert open_busy, "every run of the busy tenant ended before the other's"
+                results = [await h.result() for h in handles]
+            finally:
+                watcher.cancel()
+    assert [r.status for r in results] == [RunStatus.SUCCEEDED] * 3
+    assert max(held) == 1, held  # never two steps of the tenant in flight at once
+    waited = [await timers_started(h) for h in handles]
+    assert sum(1 for n in waited if n > 0) >= 2, waited  # two of three runs had to wait
+    assert count(sessions, StepSlot, tenant_id=busy) == 0  # every slot given back
+    assert server.hits.count("/slow/1.0") == 3  # each step ran once
