@@ -7,18 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_output import processes_fixture  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)
 
 
-def run(args, tmp_path, **env):
+def run(processes, args, tmp_path, **env) -> subprocess.CompletedProcess:
     full_env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")
     }
     full_env.update({"DATA_DIR": str(tmp_path), **env})
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=50
-    )
+    return processes.run(
+        " ".join(args), [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
+        text=True, timeout=50,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -29,22 +32,24 @@ def run(args, tmp_path, **env):
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", "DATABASE_URL postgresql+psycopg://"),
     ],
 )
-def test_bad_database_url(tmp_path, url, expected):
-    result = run(["worker.py"], tmp_path, DATABASE_URL=url)
+def test_bad_database_url(processes, tmp_path, url, expected):
+    result = run(processes, ["worker.py"], tmp_path, DATABASE_URL=url)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
 
 
-def test_unreachable_temporal_address(tmp_path):
-    result = run(["worker.py"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
+def test_unreachable_temporal_address(processes, tmp_path):
+    result = run(processes, ["worker.py"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: TEMPORAL_ADDRESS 127.0.0.1:1 is unreachable"), last
 
 
-def test_starter_unreachable_temporal(tmp_path):
-    result = run(["starter.py", "status", "r1"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
+def test_starter_unreachable_temporal(processes, tmp_path):
+    result = run(
+        processes, ["starter.py", "status", "r1"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1"
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: TEMPORAL_ADDRESS 127.0.0.1:1 is unreachable")

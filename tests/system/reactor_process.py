@@ -9,6 +9,7 @@ then appends "done <id>". Runs until SIGTERM/SIGINT (or SIGKILL, which is the po
 # ruff: noqa: E402
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -54,5 +55,7 @@ async def main(url: str, group: str, record_topic: str, slow_topic: str, logs: P
 
 
 if __name__ == "__main__":
+    # On stderr, which the test sends to a file it shows when it fails.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url, group, record_topic, slow_topic, logs = sys.argv[1:6]
     asyncio.run(main(url, group, record_topic, slow_topic, Path(logs)))

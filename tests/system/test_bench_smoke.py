@@ -5,13 +5,13 @@ output (met / not met), never in a timed test.
 """
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from runtime.bench.report import text_report
+from tests.process_output import ProcessOutput
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(150)
@@ -25,9 +25,15 @@ def positive(value: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    plot = tmp_path_factory.mktemp("bench") / "bench.png"
-    done = subprocess.run(
+def bench(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, Path]:
+    directory = tmp_path_factory.mktemp("bench")
+    plot = directory / "bench.png"
+    # Its stdout and stderr are in the report of any test of this module that fails.
+    processes = ProcessOutput.attach(request.node, directory)
+    done = processes.run(
+        "starter.py bench",
         [sys.executable, "starter.py", "bench", *TINY, "--json", "--plot", str(plot)],
         cwd=ROOT, capture_output=True, text=True, timeout=140, check=False,
     )  # fmt: skip

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,41 +38,41 @@ def server_pids(data_dir: Path) -> list[int]:
     return pids
 
 
-def start_worker(tmp_path: Path) -> subprocess.Popen:
+def start_worker(processes: ProcessOutput, tmp_path: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("TEMPORAL_ADDRESS", "DATABASE_URL")}
     env.update(DATA_DIR=str(tmp_path), TEMPORAL_PORT=str(free_port()),
-               TEMPORAL_UI_PORT=str(free_port()), HTTP_ENABLED="false")  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "worker.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+               TEMPORAL_UI_PORT=str(free_port()), TEMPORAL_HTTP_PORT=str(free_port()),
+               TEMPORAL_METRICS_PORT=str(free_port()), HTTP_ENABLED="false")  # fmt: skip
+    processes.watch("embedded Temporal server", tmp_path / "temporal-server.log")
+    return processes.popen("worker.py", [sys.executable, "worker.py"], cwd=ROOT, env=env)
 
 
-def wait_ready(worker: subprocess.Popen) -> str:
-    lines = []
+def wait_ready(processes: ProcessOutput, worker: subprocess.Popen) -> int:
+    """Until the worker logged that it polls its task queue: where its output after that
+    line starts (in ``processes.output(worker)``)."""
+    marker = "worker on task queue governed-runs"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = worker.stdout.readline()
-        lines.append(line)
-        if "worker on task queue governed-runs" in line:
-            return "".join(lines)
-        if worker.poll() is not None:
+        exited = worker.poll() is not None
+        output = processes.output(worker)
+        if marker in output:
+            end = output.find("\n", output.index(marker))
+            return len(output) if end < 0 else end + 1
+        if exited:
             break
-    raise AssertionError("worker did not come up:\n" + "".join(lines))
+        time.sleep(0.05)
+    raise AssertionError("worker did not come up:\n" + processes.output(worker))
 
 
-def test_sigterm_stops_worker_and_server(tmp_path):
-    worker = start_worker(tmp_path)
+def test_sigterm_stops_worker_and_server(processes, tmp_path):
+    worker = start_worker(processes, tmp_path)
     try:
-        wait_ready(worker)
+        ready_at = wait_ready(processes, worker)
         assert len(server_pids(tmp_path)) == 1
         assert (tmp_path / "temporal.db").exists() and (tmp_path / "governed_runs.db").exists()
         worker.send_signal(signal.SIGTERM)
-        rest, _ = worker.communicate(timeout=60)
+        worker.wait(timeout=60)
+        rest = processes.output(worker)[ready_at:]
     finally:
         worker.kill()
     assert worker.returncode == 0, rest
@@ -78,10 +80,10 @@ def test_sigterm_stops_worker_and_server(tmp_path):
     assert server_pids(tmp_path) == []
 
 
-def test_killed_worker_takes_its_server_along(tmp_path):
-    worker = start_worker(tmp_path)
+def test_killed_worker_takes_its_server_along(processes, tmp_path):
+    worker = start_worker(processes, tmp_path)
     try:
-        wait_ready(worker)
+        wait_ready(processes, worker)
         assert len(server_pids(tmp_path)) == 1
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, select
 from activities.events import emit
 from db.models import EventDelivery
 from domain.ids import derive_id
+from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 from tests.reconcile_support import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -60,9 +61,12 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def start(db_engine, group: str, record: str, slow: str, logs: Path) -> subprocess.Popen:  # noqa: ANN001
+def start(  # noqa: ANN001
+    processes: ProcessOutput, db_engine, group: str, record: str, slow: str, logs: Path
+) -> subprocess.Popen:
     url = db_engine.url.render_as_string(hide_password=False)
-    return subprocess.Popen(
+    return processes.popen(
+        SCRIPT.name,
         [sys.executable, str(SCRIPT), url, group, record, slow, str(logs)],
         cwd=SCRIPT.parents[2],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -70,7 +74,7 @@ def start(db_engine, group: str, record: str, slow: str, logs: Path) -> subproce
 
 
 async def test_event_written_before_sigkill_is_delivered_after_restart_once(
-    db_engine, sessions, reader, tmp_path
+    db_engine, sessions, reader, processes, tmp_path
 ):
     record, slow = f"crash.{uuid.uuid4().hex[:8]}.a", f"crash.{uuid.uuid4().hex[:8]}.b"
     group = f"crash-{uuid.uuid4().hex[:8]}"
@@ -78,8 +82,10 @@ async def test_event_written_before_sigkill_is_delivered_after_restart_once(
     blocked = write(sessions, slow, block=True)
     sixth = write(sessions, record, n=6)
     (tmp_path / "block").touch()
+    processes.watch("record.log (crash.record deliveries)", tmp_path / "record.log")
+    processes.watch("slow.log (crash.slow deliveries)", tmp_path / "slow.log")
 
-    proc = start(db_engine, group, record, slow, tmp_path)
+    proc = start(processes, db_engine, group, record, slow, tmp_path)
     try:
         await wait_until(
             lambda: (
@@ -98,7 +104,7 @@ async def test_event_written_before_sigkill_is_delivered_after_restart_once(
     assert blocked not in delivered(reader, [blocked])
 
     (tmp_path / "block").unlink()
-    proc = start(db_engine, group, record, slow, tmp_path)
+    proc = start(processes, db_engine, group, record, slow, tmp_path)
     try:
         await wait_until(
             lambda: len(delivered(reader, [*first_five, sixth, blocked])) == 7,

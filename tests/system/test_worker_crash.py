@@ -19,13 +19,16 @@ from db.models import AuditExpectation, DomainAck, PolicyEvaluation, Run, Trace,
 from domain.hashchain import first_broken_link, step_content
 from tests.helpers import count, new_tenant, rows, start_run
 from tests.local_servers import local_server
+from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 from tests.security_servers import allow_egress
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
 
-def spawn_worker(address: str, database_url: str, task_queue: str, data_dir: Path):
+def spawn_worker(
+    processes: ProcessOutput, address: str, database_url: str, task_queue: str, data_dir: Path
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": address,
@@ -37,19 +40,18 @@ def spawn_worker(address: str, database_url: str, task_queue: str, data_dir: Pat
         "EVENT_REACTOR_ENABLED": "false",
         "POLICY_CHECK_INTERVAL_SECONDS": "0",
     }
-    return subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    return processes.popen("worker.py", [sys.executable, "worker.py"], cwd=ROOT, env=env)
 
 
-async def test_worker_killed_mid_run(dev_env, settings, sessions, task_queue, run_id, tmp_path):
+async def test_worker_killed_mid_run(
+    dev_env, settings, sessions, task_queue, run_id, processes, tmp_path
+):
     address = dev_env.client.service_client.config.target_host
     tenant = new_tenant(sessions)
     with local_server() as server:
         allow_egress(sessions, tenant, server.url)
         steps = [{"skill": "http", "input": {"url": f"{server.url}/slow/0.4"}} for _ in range(6)]
-        worker = spawn_worker(address, settings.database_url, task_queue, tmp_path)
+        worker = spawn_worker(processes, address, settings.database_url, task_queue, tmp_path)
         try:
             handle = await start_run(dev_env.client, task_queue, run_id,
                                      {"tenant_id": tenant, "steps": steps})  # fmt: skip
@@ -61,7 +63,7 @@ async def test_worker_killed_mid_run(dev_env, settings, sessions, task_queue, ru
             worker.wait(10)
             done_at_kill = count(sessions, TraceStep, run_id=run_id)
             assert 2 <= done_at_kill < 6
-            worker = spawn_worker(address, settings.database_url, task_queue, tmp_path)
+            worker = spawn_worker(processes, address, settings.database_url, task_queue, tmp_path)
             result = await asyncio.wait_for(handle.result(), timeout=90)
         finally:
             worker.kill()

@@ -18,6 +18,7 @@ from db.models import Alert, EventDelivery, ReactorHeartbeat
 from domain.ids import derive_id
 from domain.reconciliation import TOPIC_STALE
 from runtime.handlers import AUDIT_GROUP
+from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 from tests.reconcile_support import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,7 +38,9 @@ def scalar(reader: Engine, stmt):  # noqa: ANN001, ANN201
         return conn.execute(stmt).scalar()
 
 
-def worker(db_engine: Engine, dev_env, task_queue: str, **env: str) -> subprocess.Popen:  # noqa: ANN001
+def worker(  # noqa: ANN001
+    processes: ProcessOutput, db_engine: Engine, dev_env, task_queue: str, **env: str
+) -> subprocess.Popen:
     settings_env = {
         "DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
@@ -47,12 +50,11 @@ def worker(db_engine: Engine, dev_env, task_queue: str, **env: str) -> subproces
         "REACTOR_HEARTBEAT_INTERVAL_SECONDS": "1",
         **env,
     }
-    return subprocess.Popen(
+    return processes.popen(
+        "worker.py",
         [sys.executable, "worker.py"],
         cwd=ROOT,
         env={**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
 
 
@@ -70,12 +72,12 @@ def idle_since(reader: Engine, since: datetime) -> bool:
 
 
 async def test_worker_sigkill_then_restart_delivers_the_alert_once(
-    dev_env, db_engine, sessions, reader, task_queue
+    dev_env, db_engine, sessions, reader, task_queue, processes
 ):
     tenant, run_id = f"t-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     # A long poll interval: after its first poll, this worker will not look again.
-    proc = worker(db_engine, dev_env, task_queue, REACTOR_POLL_INTERVAL_SECONDS="60")
+    proc = worker(processes, db_engine, dev_env, task_queue, REACTOR_POLL_INTERVAL_SECONDS="60")
     try:
         await wait_until(lambda: idle_since(reader, started), timeout=60, what="an idle reactor")
         key = f"test/{run_id}"
@@ -96,7 +98,7 @@ async def test_worker_sigkill_then_restart_delivers_the_alert_once(
     alerts = select(func.count()).select_from(Alert).where(Alert.tenant_id == tenant)
     assert scalar(reader, alerts) == 0
 
-    proc = worker(db_engine, dev_env, task_queue)
+    proc = worker(processes, db_engine, dev_env, task_queue)
     try:
         await wait_until(lambda: scalar(reader, alerts) > 0, timeout=60, what="the alert")
     finally:
