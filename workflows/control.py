@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from workflows.run_workflow import RunWorkflow
 
 SLOT_WAIT_FIRST_SECONDS = 0.5
-SLOT_WAIT_MAX_SECONDS = 10.0
+SLOT_WAIT_MAX_SECONDS = 4.0
 
 TERMINAL_STATUS = {
     ViolationType.MANUAL_STOP: RunStatus.CANCELLED,

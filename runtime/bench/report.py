@@ -227,6 +227,7 @@ def text_report(r: dict) -> str:
     for key, title in (
         ("stale_scan", "stale-run scan (PostgreSQL)"),
         ("paused", "paused runs (worker subprocess)"),
+        ("fairness", "fairness: a quiet tenant's one-step run while another floods the worker"),
     ):
         part = r.get(key, {})
         if "skipped" in part:

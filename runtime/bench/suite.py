@@ -3,7 +3,9 @@
 1. governed vs bare runs, unloaded (one at a time) and loaded (``concurrency`` at a
    time), in ABBA order so that a drift of the machine's load hits both kinds alike;
 2. the stale-run scan over ``stale_rows`` expectation rows in PostgreSQL;
-3. ``paused_runs`` runs paused at once in a worker subprocess, then all resumed.
+3. ``paused_runs`` runs paused at once in a worker subprocess, then all resumed;
+4. fairness: a quiet tenant's one-step run alone and while another tenant floods the
+   worker with slow steps, unbounded and at the default steps-in-flight limit.
 """
 
 import contextlib
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 from runtime.bench import machine
 from runtime.bench.cpu import CpuUse
+from runtime.bench.fairness import fairness_bench
 from runtime.bench.harness import BenchEnv, bench_env, running_bench_worker
 from runtime.bench.history_profile import history_profile
 from runtime.bench.paused import paused_bench
@@ -37,6 +40,9 @@ class BenchOptions:
     drop_page_cache: bool = False  # cold stale scan: also drop the OS page cache (root)
     skip_stale_scan: bool = False
     skip_paused: bool = False
+    fairness_flood_runs: int = 120
+    fairness_slow_seconds: float = 2.0
+    skip_fairness: bool = False
 
 
 @dataclass
@@ -200,6 +206,12 @@ async def run_bench(
                     )
                 except PostgresUnavailableError as exc:
                     outcome.results["stale_scan"] = {"skipped": str(exc)}
+            if opts.skip_fairness:
+                outcome.results["fairness"] = {"skipped": "--skip-fairness"}
+            else:
+                outcome.results["fairness"] = await fairness_bench(
+                    env, opts.fairness_flood_runs, opts.fairness_slow_seconds, progress
+                )
             if opts.skip_paused:
                 outcome.results["paused"] = {"skipped": "--skip-paused"}
             else:

@@ -63,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--skip-stale-scan", action="store_true")
     p.add_argument("--skip-paused", action="store_true")
+    p.add_argument("--skip-fairness", action="store_true")
+    p.add_argument(
+        "--flood-runs",
+        type=positive,
+        default=120,
+        help="fairness: the flooding tenant's runs of one slow step (default 120)",
+    )
     p.add_argument("--plot", type=Path, metavar="PATH", help="write the PNG plot here")
     add_json_flag(p)
     p.set_defaults(handler=bench)
@@ -114,6 +121,8 @@ async def bench(ctx: Context, args: argparse.Namespace) -> None:
         paused_runs=args.paused_runs,
         skip_stale_scan=args.skip_stale_scan,
         skip_paused=args.skip_paused,
+        skip_fairness=args.skip_fairness,
+        fairness_flood_runs=args.flood_runs,
     )
     try:
         outcome = await run_bench(ctx.settings, opts, progress)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(150)
 
 TINY = ["--runs", "6", "--steps", "3", "--concurrency", "3", "--unloaded-runs", "3",
-        "--stale-rows", "5000", "--paused-runs", "10"]  # fmt: skip
+        "--stale-rows", "5000", "--paused-runs", "10", "--flood-runs", "6"]  # fmt: skip
 
 
 def positive(value: float) -> bool:
@@ -84,6 +84,23 @@ def test_stale_scan_and_paused_runs_figures_are_all_there(bench):
         assert positive(paused[key]), key
     assert set(paused["rss_timeline"]["marks"]) == {"started", "all paused", "resume sent",
                                                     "all completed"}  # fmt: skip
+
+
+def test_fairness_figures_are_all_there(bench):
+    results, _ = bench
+    fair = results["fairness"]
+    assert fair["flood_runs"] == 6 and fair["steps_in_flight_limit"] == 16
+    for part in ("alone", "unbounded", "at_limit"):
+        assert fair[f"quiet_{part}_runs"] >= 5
+        assert positive(fair[f"quiet_{part}_p50_ms"]) and positive(fair[f"quiet_{part}_max_ms"])
+    for key in (
+        "quiet_unbounded_flood_seconds",
+        "quiet_at_limit_flood_seconds",
+        "quiet_max_ratio_unbounded_over_alone",
+        "quiet_max_ratio_at_limit_over_alone",
+    ):
+        assert positive(fair[key]), key
+    assert "fairness: a quiet tenant's one-step run" in text_report(results)
 
 
 def test_every_target_is_printed_with_its_measured_value_and_the_plot_is_a_png(bench):
