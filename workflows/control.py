@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
@@ -35,9 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import describe_validation_error, one_object
     from workflows.options import DB_WRITE, MUST_WRITE
     from workflows.pausing import SYSTEM, Pause, hold
-
-if TYPE_CHECKING:
-    from workflows.run_workflow import RunWorkflow
+    from workflows.run_state import RunState
+    from workflows.run_writes import RunWrites
 
 SLOT_WAIT_FIRST_SECONDS = 0.5
 SLOT_WAIT_MAX_SECONDS = 4.0
@@ -50,10 +49,12 @@ TERMINAL_STATUS = {
 
 
 class RunControl:
-    """The control state of one run, owned by its RunWorkflow."""
+    """The control state of one run: the intent its signals recorded, its policy-check
+    baseline and throttle, and its current pause."""
 
-    def __init__(self, wf: RunWorkflow) -> None:
-        self.wf = wf
+    def __init__(self, state: RunState, writes: RunWrites) -> None:
+        self.state = state
+        self.writes = writes
         self.pending_pause: PauseRequest | None = None
         self.resumes: list[ResumeRequest] = []
         self.stop: StopRequest | None = None
@@ -87,7 +88,7 @@ class RunControl:
     def _ended(self, name: str) -> bool:
         # Execution is over once the last step has run, before GOVERNANCE_CHECK commits
         # (with the first governance write), or when the run ended without executing.
-        if self.wf.execution_over or self.wf.phase.value in ("COMPLETED", "FAILED"):
+        if self.state.execution_over or self.state.ended:
             workflow.logger.info("%s signal after execution ended: ignored", name)
             return True
         return False
@@ -145,7 +146,7 @@ class RunControl:
 
     def after_step(self, cost: Decimal) -> None:
         self._steps_since_check += 1
-        if self.wf.budget is not None and cost > self.wf.budget:
+        if self.state.budget is not None and cost > self.state.budget:
             self._forced = True
 
     async def checkpoint(self, index: int) -> Outcome | None:
@@ -179,7 +180,7 @@ class RunControl:
         return Outcome(RunStatus.CANCELLED, reason, violations=[ViolationType.MANUAL_STOP])
 
     async def _policy_check(self, index: int) -> Outcome | None:
-        config = self.wf.config
+        config = self.state.config
         if not config.policy_check_enabled:
             return None
         if index == 0 and self._checked_at_open:
@@ -199,11 +200,11 @@ class RunControl:
         result = await workflow.execute_local_activity_method(
             ControlActivities.check_policy,
             PolicyCheckRequest(
-                run_id=self.wf.run_id,
-                tenant_id=self.wf.tenant_id,
+                run_id=self.state.run_id,
+                tenant_id=self.state.tenant_id,
                 step_index=index,
-                cost=self.wf.cost,
-                run_budget=self.wf.budget,
+                cost=self.state.cost,
+                run_budget=self.state.budget,
                 **self._baseline,
             ),
             **DB_WRITE,
@@ -224,7 +225,7 @@ class RunControl:
                     IncidentCategory.POLICY_VIOLATION, Severity.MEDIUM, "Tenant suspended"
                 )
             if result.budget_limit is not None and first == ViolationType.BUDGET_EXCEEDED:
-                self.wf.budget = result.budget_limit
+                self.state.budget = result.budget_limit
             return Outcome(TERMINAL_STATUS[first], reason, incident, list(result.violations))
         if result.decision == PolicyDecision.PAUSE:
             # Resuming accepts the new policy state as the run's baseline.
@@ -263,8 +264,8 @@ class RunControl:
             await self._local(
                 ControlActivities.record_refusal,
                 RefusalRequest(
-                    run_id=self.wf.run_id,
-                    tenant_id=self.wf.tenant_id,
+                    run_id=self.state.run_id,
+                    tenant_id=self.state.tenant_id,
                     key=str(self._refusals_recorded),
                     signal=signal,
                     actor_id=actor.id if actor else "unknown",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from temporalio import workflow
 
@@ -28,12 +28,27 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import Actor, PauseRequest, ResumeRequest
     from domain.outcome import IncidentSpec, Outcome
     from workflows.options import MUST_WRITE
-
-if TYPE_CHECKING:
-    from workflows.control import RunControl
+    from workflows.run_state import RunState
+    from workflows.run_writes import RunWrites
 
 SYSTEM = Actor(id="system:policy-check", authority=Authority.SYSTEM_AUTO)
 KEEP_WAITING = object()
+
+
+class RunControl(Protocol):
+    """What a pause needs of the run's control (workflows.control.RunControl)."""
+
+    state: RunState
+    writes: RunWrites
+    pause: Pause | None
+    refusals: list[tuple[str, str, Actor | None]]
+    stop: Any
+
+    async def record_refusals(self) -> None: ...
+    def drain_resumes(self) -> list[ResumeRequest]: ...
+    def stopped_outcome(self) -> Outcome: ...
+    def has_news(self) -> bool: ...
+    def accept_policy_state(self) -> None: ...
 
 
 @dataclass
@@ -63,8 +78,8 @@ class Pause:
 
 async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome | None:
     """Pause the run until it is resumed (None) or must end (an Outcome)."""
-    wf = control.wf
-    config = wf.config
+    state = control.state
+    config = state.config
     now = workflow.now()
     pause = Pause(
         number=number,
@@ -79,8 +94,8 @@ async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome |
     await _local(
         ControlActivities.record_pause,
         PauseRecordRequest(
-            run_id=wf.run_id,
-            tenant_id=wf.tenant_id,
+            run_id=state.run_id,
+            tenant_id=state.tenant_id,
             pause_no=pause.number,
             reason=pause.reason,
             actor_id=pause.actor.id,
@@ -92,8 +107,7 @@ async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome |
         ),
     )
     control.pause = pause
-    wf.status = RunStatus.PAUSED
-    wf.upsert_status()
+    control.writes.set_status(RunStatus.PAUSED)
     while True:
         await control.record_refusals()
         for resume in control.drain_resumes():
@@ -123,7 +137,7 @@ async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome |
 
 async def _expire(control: RunControl, pause: Pause) -> Any:
     """SLA expired: an Outcome (TERMINATE), None (CONTINUE) or KEEP_WAITING (ESCALATE)."""
-    wf = control.wf
+    state = control.state
     if pause.behavior == PauseTimeoutBehavior.CONTINUE:
         await _resolve(control, pause, "AUTO_RESUMED", SYSTEM)
         return None
@@ -133,16 +147,16 @@ async def _expire(control: RunControl, pause: Pause) -> Any:
         spec = IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Pause SLA expired")
         return Outcome(RunStatus.FAILED, reason, spec)
     key = f"escalate_pause:{pause.number}"
-    await wf.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
+    await control.writes.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
     await _local(
         IncidentActivities.create_for_run,
         IncidentRequest(
-            run_id=wf.run_id,
-            tenant_id=wf.tenant_id,
+            run_id=state.run_id,
+            tenant_id=state.tenant_id,
             key=key,
             category=IncidentCategory.PAUSE_ESCALATION,
             severity=Severity.HIGH,
-            title=f"Paused run {wf.run_id} needs a human",
+            title=f"Paused run {state.run_id} needs a human",
             description=f"pause ({pause.reason}) passed its SLA; waiting for "
             f"{', '.join(pause.resumable_by)}",
         ),
@@ -159,16 +173,15 @@ async def _resolve(
     control.pause = None
     if resume_run:
         control.accept_policy_state()
-        control.wf.status = RunStatus.RUNNING
-        control.wf.upsert_status()
+        control.writes.set_status(RunStatus.RUNNING)
 
 
 async def _update(control: RunControl, pause: Pause, kind: str, actor: Actor = SYSTEM) -> None:
     await _local(
         ControlActivities.update_pause,
         PauseUpdateRequest(
-            run_id=control.wf.run_id,
-            tenant_id=control.wf.tenant_id,
+            run_id=control.state.run_id,
+            tenant_id=control.state.tenant_id,
             pause_no=pause.number,
             kind=kind,
             actor_id=actor.id,

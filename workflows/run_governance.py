@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio import workflow
 
@@ -22,14 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.traces import TraceActivities
     from domain import contract
     from domain.enums import Phase, RunStatus
-    from domain.messages import EvaluateRequest, RollbackRequest, RunFacts, TraceRequest
+    from domain.messages import EvaluateRequest, RollbackRequest, TraceRequest
     from domain.outcome import Outcome, after_evaluation
     from workflows.errors import GovernanceFailure, is_cancellation, root_cause
     from workflows.options import COMPENSATION, DB_WRITE
+    from workflows.run_state import RunState
+    from workflows.run_writes import RunWrites
     from workflows.saga import Saga
-
-if TYPE_CHECKING:
-    from workflows.run_workflow import RunWorkflow
 
 
 @dataclass
@@ -51,43 +50,44 @@ class Governed:
         return events
 
 
-async def govern(wf: RunWorkflow, outcome: Outcome) -> Governed:
+async def govern(state: RunState, writes: RunWrites, outcome: Outcome) -> Governed:
     """Run the saga; re-raises a cancellation after compensating."""
     saga = Saga()
     result = Governed(outcome)
 
     def undo(method: Any) -> Any:
         async def compensate(reason: str) -> None:
-            req = RollbackRequest(run_id=wf.run_id, tenant_id=wf.tenant_id, reason=reason)
-            await wf.local(method, req, COMPENSATION)
+            req = RollbackRequest(run_id=state.run_id, tenant_id=state.tenant_id, reason=reason)
+            await writes.local(method, req, COMPENSATION)
 
         return compensate
 
     try:
         saga.register("policy evaluation", undo(PolicyActivities.rollback_evaluation))
-        governing = wf.phase_change(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
-        request = EvaluateRequest(facts=facts(wf, outcome), enter=governing)
-        evaluation = await wf.local(PolicyActivities.evaluate, request, DB_WRITE)
-        wf.entered(governing)
+        governing = writes.phase_change(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
+        request = EvaluateRequest(facts=state.facts(outcome), enter=governing)
+        evaluation = await writes.local(PolicyActivities.evaluate, request, DB_WRITE)
+        writes.entered(governing)
         result.policy_outcome = evaluation.outcome
-        budget_breached = wf.budget is not None and wf.cost > wf.budget
-        result.outcome = after_evaluation(outcome, evaluation.outcome, budget_breached)
+        result.outcome = after_evaluation(outcome, evaluation.outcome, state.over_budget)
         if result.outcome.incident is not None:
             reason = "run outcome calls for an incident"
-            await wf.amend("incident", reason, [], [contract.CREATE_INCIDENT])
+            await writes.amend("incident", reason, [], [contract.CREATE_INCIDENT])
             saga.register("incident", undo(IncidentActivities.rollback))
-            incident = await wf.create_incident(result.outcome, DB_WRITE)
+            incident = await writes.create_incident(result.outcome, DB_WRITE)
             result.incident_id = incident.incident_id
         check = None
-        if wf.traced:
+        if state.traced:
             saga.register("trace completion", undo(TraceActivities.revert_completion))
             trace = TraceRequest(
-                run_id=wf.run_id, tenant_id=wf.tenant_id, reconcile=wf.fewer_local_activities
+                run_id=state.run_id,
+                tenant_id=state.tenant_id,
+                reconcile=state.fewer_local_activities,
             )
-            completed = await wf.local(TraceActivities.complete, trace, DB_WRITE)
+            completed = await writes.local(TraceActivities.complete, trace, DB_WRITE)
             check = completed.reconciliation
         if check is None:  # an untraced run (or one from before workflows.patches)
-            check = await wf.local(AuditActivities.reconcile_run, wf.run_id, DB_WRITE)
+            check = await writes.local(AuditActivities.reconcile_run, state.run_id, DB_WRITE)
         if check.status != "COMPLETE":
             found = f"missing={check.missing} drift={check.drift}"
             raise GovernanceFailure(f"own reconciliation {check.status}: {found}")
@@ -99,17 +99,3 @@ async def govern(wf: RunWorkflow, outcome: Outcome) -> Governed:
         if cancelled or held:
             raise asyncio.CancelledError() from None
     return result
-
-
-def facts(wf: RunWorkflow, outcome: Outcome) -> RunFacts:
-    return RunFacts(
-        run_id=wf.run_id,
-        tenant_id=wf.tenant_id,
-        status=outcome.status,
-        skills_used=wf.skills_used,
-        steps_done=wf.steps_done,
-        cost=wf.cost,
-        budget=wf.budget,
-        failure_reason=outcome.reason,
-        violations=outcome.violations,
-    )

@@ -5,13 +5,14 @@ that write the phase still reads EXECUTING: the run's ``execution_over`` decides
 """
 
 import logging
-from types import SimpleNamespace
 
 import pytest
 from temporalio import workflow
 
 from domain.enums import Phase
 from workflows.control import RunControl
+from workflows.run_state import RunState
+from workflows.run_writes import RunWrites
 
 ACTOR = {"id": "ops-1", "authority": "TENANT_ADMIN"}
 
@@ -23,7 +24,11 @@ def plain_logger(monkeypatch):
 
 
 def control(phase: Phase, execution_over: bool) -> RunControl:
-    return RunControl(SimpleNamespace(phase=phase, execution_over=execution_over))
+    """A run's control on its own state object: no workflow, no server."""
+    state = RunState(
+        run_id="r1", tenant_id="t1", steps_total=2, phase=phase, execution_over=execution_over
+    )
+    return RunControl(state, RunWrites(state))
 
 
 def test_pause_and_stop_during_execution_are_taken():

@@ -1,0 +1,76 @@
+"""What a run knows about itself: the small state object RunWorkflow's helpers share.
+
+Control (workflows.control, workflows.pausing) and governance (workflows.run_governance)
+read and update this object and write through ``workflows.run_writes``; none of them
+knows the workflow class.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.enums import Phase, RunStatus
+    from domain.hashchain import GENESIS_HASH
+    from domain.messages import RunFacts
+    from domain.models import RunConfig, RunInput
+    from domain.outcome import Outcome
+
+
+@dataclass
+class RunState:
+    """One run's identity, phase, progress and resolved configuration."""
+
+    run_id: str
+    tenant_id: str
+    steps_total: int
+    budget: Decimal | None = None
+    phase: Phase = Phase.CREATED
+    status: RunStatus = RunStatus.QUEUED
+    seq: int = 0  # of the last committed phase change
+    steps_done: int = 0
+    cost: Decimal = Decimal(0)
+    prev_hash: str = GENESIS_HASH
+    traced: bool = False
+    execution_over: bool = False  # the last step has run (or the run ended without one)
+    fewer_local_activities: bool = False  # workflows.patches, decided when the run opens
+    skills_used: list[str] = field(default_factory=list)
+    config_: RunConfig | None = None
+    failure_reason: str | None = None
+
+    @classmethod
+    def of(cls, run_id: str, inp: RunInput | None) -> "RunState":
+        return cls(
+            run_id=run_id,
+            tenant_id=inp.tenant_id if inp else "",
+            steps_total=len(inp.steps) if inp else 0,
+            budget=inp.budget if inp else None,
+        )
+
+    @property
+    def config(self) -> RunConfig:
+        assert self.config_ is not None, "the run's config is known once it has opened"
+        return self.config_
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in (Phase.COMPLETED, Phase.FAILED)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.cost > self.budget
+
+    def facts(self, outcome: Outcome) -> RunFacts:
+        """What governance judges once execution is over."""
+        return RunFacts(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            status=outcome.status,
+            skills_used=self.skills_used,
+            steps_done=self.steps_done,
+            cost=self.cost,
+            budget=self.budget,
+            failure_reason=outcome.reason,
+            violations=outcome.violations,
+        )

@@ -1,0 +1,150 @@
+"""How a run writes: its phase changes, contract amendments, incidents and the search
+attributes that mirror its phase, on top of ``RunState``.
+
+Deterministic workflow code: every write is a (local) activity; the phase→status invariant
+is asserted before a phase change is sent anywhere.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from activities.incidents import IncidentActivities
+    from activities.runs import RunActivities
+    from domain import search_attributes
+    from domain.enums import Phase, RunStatus
+    from domain.messages import (
+        AmendContractRequest,
+        IncidentRequest,
+        IncidentResult,
+        TransitionRequest,
+    )
+    from domain.outcome import Outcome
+    from domain.phases import PhaseInvariantError, check_transition
+    from workflows.options import MUST_WRITE
+    from workflows.run_state import RunState
+
+Events = list[tuple[str, dict[str, Any]]]
+
+
+class RunWrites:
+    """The writes of one run, keeping ``state`` in step with what committed."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    async def local(self, method: Callable[..., Any], arg: Any, options: dict[str, Any]) -> Any:
+        return await workflow.execute_local_activity_method(method, arg, **options)
+
+    def phase_change(
+        self,
+        to: Phase,
+        status: RunStatus,
+        events: Events | None = None,
+        after: TransitionRequest | None = None,
+    ) -> TransitionRequest:
+        """The next phase change (from the current phase, or from ``after`` when it is
+        committed in the same write), its phase→status invariant asserted."""
+        s = self.state
+        from_phase, seq = (s.phase, s.seq) if after is None else (after.to_phase, after.seq)
+        try:
+            check_transition(from_phase, to, status)
+        except PhaseInvariantError as exc:
+            raise ApplicationError(
+                str(exc), type="PhaseInvariantError", non_retryable=True
+            ) from exc
+        return TransitionRequest(
+            run_id=s.run_id,
+            seq=seq + 1,
+            from_phase=from_phase,
+            to_phase=to,
+            status=status,
+            steps_done=s.steps_done,
+            cost=s.cost,
+            events=events or [],
+        )
+
+    def entered(self, change: TransitionRequest) -> None:
+        """A committed phase change: adopt it; mirror it where operators filter on it."""
+        self.state.seq = change.seq
+        self.state.phase, self.state.status = change.to_phase, change.status
+        if change.to_phase in search_attributes.MIRRORED_PHASES:
+            self.upsert_status()
+
+    async def transition(self, to: Phase, status: RunStatus, events: Events | None = None) -> None:
+        """A phase change with no write of its own to ride on."""
+        change = self.phase_change(to, status, events)
+        await self.local(RunActivities.transition, change, MUST_WRITE)
+        self.entered(change)
+
+    def set_status(self, status: RunStatus) -> None:
+        """A status change within the phase (paused ↔ running), mirrored."""
+        self.state.status = status
+        self.upsert_status()
+
+    async def amend(
+        self,
+        key: str,
+        reason: str,
+        withdraw: list[tuple[str, str]],
+        declare: list[tuple[str, str]] | None = None,
+        withdraw_all: bool = False,
+    ) -> None:
+        """Withdraw what the run will no longer do, declare what it will (audit contract)."""
+        req = AmendContractRequest(
+            run_id=self.state.run_id,
+            tenant_id=self.state.tenant_id,
+            key=key,
+            withdraw=withdraw,
+            declare=declare or [],
+            withdraw_all_open=withdraw_all,
+            reason=reason,
+        )
+        await self.local(AuditActivities.amend_contract, req, MUST_WRITE)
+
+    async def create_incident(self, outcome: Outcome, options: dict[str, Any]) -> IncidentResult:
+        """The incident ``outcome.incident`` describes, linked to this run."""
+        spec = outcome.incident
+        assert spec is not None
+        return await self.local(
+            IncidentActivities.create_for_run,
+            IncidentRequest(
+                run_id=self.state.run_id,
+                tenant_id=self.state.tenant_id,
+                category=spec.category,
+                severity=spec.severity,
+                title=f"{spec.title}: run {self.state.run_id}",
+                description=outcome.reason or spec.title,
+            ),
+            options,
+        )
+
+    def mirror_tenant(self) -> None:
+        """TenantId and the phase, unless the starter already set them (runs_client)."""
+        s = self.state
+        if not s.config.search_attributes:
+            return
+        if workflow.info().typed_search_attributes.get(search_attributes.TENANT_ID) == s.tenant_id:
+            return
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.TENANT_ID.value_set(s.tenant_id),
+                search_attributes.RUN_PHASE.value_set(s.phase),
+                search_attributes.RUN_STATUS.value_set(s.status),
+            ]
+        )
+
+    def upsert_status(self) -> None:
+        s = self.state
+        if s.config_ is None or not s.config_.search_attributes:
+            return
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.RUN_PHASE.value_set(s.phase),
+                search_attributes.RUN_STATUS.value_set(s.status),
+            ]
+        )
