@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
+from domain.validation_errors import describe_errors
+
 MAX_ECHO_CHARS = 200
 MAX_ERRORS = 20
 
@@ -39,7 +41,7 @@ def bounded_error(error: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe(errors: list[dict[str, Any]]) -> str:
     """The one-line summary: ``loc: msg`` of each error, joined by ``; ``."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+    return describe_errors(errors, default="body")
 
 
 def validation_response(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:

@@ -18,6 +18,7 @@ from domain.enums import (
     RunStatus,
 )
 from domain.skill_catalog import UnknownSkillError, validate_skill_input
+from domain.validation_errors import describe_first
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 MAX_MONEY = Decimal("1000000000")  # far below what Numeric(18, 6) holds
@@ -56,9 +57,7 @@ class StepSpec(Strict):
         except UnknownSkillError as exc:
             raise ValueError(str(exc)) from None
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "input"
-            raise ValueError(f"input for skill {self.skill!r}: {where}: {first['msg']}") from None
+            raise ValueError(f"input for skill {self.skill!r}: {describe_first(exc)}") from None
         return self
 
 

@@ -32,7 +32,7 @@ from domain.candidates import (
     human_authority_type,
 )
 from domain.promotion import PromotionError, check_candidate_limits, context_hash
-from runtime.runs_client import describe_errors
+from domain.validation_errors import describe
 
 WORKFLOW_TYPE = "PromoteCandidateWorkflow"
 
@@ -81,7 +81,7 @@ def validate_submission(payload: Any) -> CandidateSubmission:
     try:
         return CandidateSubmission.model_validate(payload)
     except ValidationError as exc:
-        raise CandidateRequestError(f"invalid candidate: {describe_errors(exc)}") from None
+        raise CandidateRequestError(f"invalid candidate: {describe(exc)}") from None
 
 
 def check_tenant_limits(
@@ -196,7 +196,7 @@ def human_authority(
             justification=justification or f"manual promotion by {actor}",
         )
     except ValidationError as exc:
-        raise CandidateRequestError(f"invalid authority: {describe_errors(exc)}") from None
+        raise CandidateRequestError(f"invalid authority: {describe(exc)}") from None
 
 
 async def promote_candidate(

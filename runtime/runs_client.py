@@ -25,6 +25,7 @@ from domain.models import (
     RunStatusView,
     StopRequest,
 )
+from domain.validation_errors import describe
 
 
 class RunRequestError(ValueError):
@@ -35,17 +36,11 @@ class RunIdInUseError(RunRequestError):
     """The run id is taken (by any tenant): refused with the same words whoever holds it."""
 
 
-def describe_errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-    )
-
-
 def validate_run_input(payload: dict[str, Any]) -> RunInput:
     try:
         run_input = RunInput.model_validate(payload)
     except ValidationError as exc:
-        raise RunRequestError(f"invalid run: {describe_errors(exc)}") from None
+        raise RunRequestError(f"invalid run: {describe(exc)}") from None
     if run_input.run_id is None:
         run_input = run_input.model_copy(update={"run_id": uuid.uuid4().hex[:16]})
     return run_input
@@ -120,7 +115,7 @@ async def signal_run(client: Client, run_id: str, name: str, payload: dict[str, 
     try:
         CONTROL_MODELS[name].model_validate(payload)
     except ValidationError as exc:
-        raise RunRequestError(f"invalid {name}: {describe_errors(exc)}") from None
+        raise RunRequestError(f"invalid {name}: {describe(exc)}") from None
     handle = await running_handle(client, run_id)
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:

@@ -6,17 +6,16 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.exceptions import ActivityError, CancelledError
 
+from domain.validation_errors import describe
+
 
 class GovernanceFailure(Exception):
     """A governance step failed for a reason other than an activity error."""
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "input"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+    """domain.validation_errors.describe (the one formatter), named for the workflows."""
+    return describe(exc)
 
 
 def one_object(args: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         auto_engine_authority,
         candidate_id_from_workflow_id,
     )
+    from domain.validation_errors import describe
     from workflows.errors import one_object
     from workflows.options import DB_WRITE
 
@@ -38,11 +39,6 @@ class OrchestrationFailure(Exception):
         super().__init__(message)
         self.kind = kind
 
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 def _activity_failure(exc: ActivityError) -> OrchestrationFailure:
@@ -123,7 +119,7 @@ class PromoteCandidateWorkflow:
                 raise ValueError(problem)
             inp = PromoteCandidateInput.model_validate(raw)
         except ValueError as exc:  # a pydantic ValidationError is one
-            reason = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             raise ApplicationError(
                 f"invalid PromoteCandidateWorkflow input: {reason}",
                 type="InvalidCandidateInput",

@@ -10,6 +10,7 @@ from activities.skills.http import http
 from activities.skills.llm import llm
 from activities.skills.text import echo, template
 from domain.skill_catalog import SKILL_INPUTS, validate_skill_input
+from domain.validation_errors import describe_errors
 
 SKILLS: dict[str, Callable[[Any, SkillContext], SkillOutput]] = {
     "echo": echo,
@@ -33,8 +34,5 @@ def _validated(name: str, raw_input: dict[str, Any]) -> Any:
     try:
         return validate_skill_input(name, raw_input)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
+        problems = describe_errors(exc.errors(include_input=False, include_url=False))
         raise SkillError(f"{name}: invalid input: {problems}", retryable=False) from None
