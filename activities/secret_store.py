@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.skills.base import SkillError
+from activities.skills.errors import SkillError
 from db.engine import reading
 from db.models import TenantSecret
 

@@ -27,8 +27,9 @@ from temporalio.exceptions import CancelledError
 from activities import step_slots
 from activities.ledger import ack, audit_entry, find_first_result, insert_row, run_once, utcnow
 from activities.secret_store import SecretBox, load_secrets
-from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import Egress, EgressRefused, quiet_http_client_logs
+from activities.skills.errors import SkillError
 from activities.skills.registry import CALLS_OUT, run_skill
 from activities.traces import trace_id_for
 from db.engine import reading

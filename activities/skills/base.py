@@ -1,19 +1,13 @@
-"""What a skill receives and returns, and how it reports failure."""
+"""What a skill receives and returns (its failure: activities.skills.errors)."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from activities.skills.errors import SkillError
+
 if TYPE_CHECKING:
     from activities.skills.egress import Outbound
-
-
-class SkillError(Exception):
-    """A skill failed; ``retryable`` says whether another attempt could succeed."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from activities.skills.base import SkillError
+from activities.skills.errors import SkillError
 from domain.egress import (
     DEFAULT_PORTS,
     EgressPolicy,

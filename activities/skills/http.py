@@ -6,8 +6,9 @@ request goes through activities.skills.egress like every outbound call.
 
 import httpx
 
-from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import origin_of
+from activities.skills.errors import SkillError
 from domain.skill_catalog import HttpInput
 
 MAX_BODY_CHARS = 20_000

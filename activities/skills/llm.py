@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import httpx
 
-from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import origin_of
+from activities.skills.errors import SkillError
 from domain.egress import EgressRule
 from domain.skill_catalog import LlmInput
 

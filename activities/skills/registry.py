@@ -5,7 +5,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.base import SkillContext, SkillOutput
+from activities.skills.errors import SkillError
 from activities.skills.http import http
 from activities.skills.llm import llm
 from activities.skills.text import echo, template

@@ -2,7 +2,8 @@
 
 from string import Template
 
-from activities.skills.base import SkillContext, SkillError, SkillOutput
+from activities.skills.base import SkillContext, SkillOutput
+from activities.skills.errors import SkillError
 from domain.skill_catalog import EchoInput, TemplateInput
 
 

@@ -8,7 +8,6 @@ import ssl
 import httpx
 import pytest
 
-from activities.skills.base import SkillError
 from activities.skills.egress import (
     DeploymentEndpoints,
     Egress,
@@ -16,6 +15,7 @@ from activities.skills.egress import (
     Outbound,
     resolve,
 )
+from activities.skills.errors import SkillError
 from domain.egress import EgressRule
 from runtime.settings import Settings
 from runtime.worker_factory import step_activities

@@ -7,7 +7,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from activities.secret_store import SecretBox, SecretKeyError, load_secrets, read_key_file
-from activities.skills.base import SkillError
+from activities.skills.errors import SkillError
 from db.models import AuditLedgerEntry, Tenant, TenantSecret
 from runtime.admin import AdminError
 from runtime.egress_admin import get_egress_allow, parse_allow, set_egress_allow
