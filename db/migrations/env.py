@@ -1,4 +1,5 @@
-"""Alembic environment: runs against the URL given by db.migrate or DATABASE_URL."""
+"""Alembic environment: runs against the URL db.migrate gives it, or, from the alembic
+command line, ``-x url=...`` (settings are read at the edges, never here)."""
 
 from alembic import context
 
@@ -9,12 +10,13 @@ config = context.config
 
 
 def _url() -> str:
-    url = config.attributes.get("url")
-    if url:
-        return url
-    from runtime.settings import Settings  # the CLI path: alembic -c db/alembic.ini
-
-    return Settings().resolved_database_url()
+    url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
+    if not url:
+        raise SystemExit(
+            "error: no database URL: run migrations through the worker (it migrates at start) "
+            "or `alembic -c db/alembic.ini -x url=postgresql+psycopg://... upgrade heads`"
+        )
+    return url
 
 
 def run_migrations_offline() -> None:
