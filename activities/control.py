@@ -1,26 +1,18 @@
-"""Control facade: mid-execution policy checks, pause records, refusals."""
+"""Control facade: mid-execution policy checks, pause records, refusals (the writes:
+services.control)."""
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from activities.events import emit
-from activities.ledger import audit_entry, run_once, utcnow
-from activities.policy_checks import record_policy_check, rule_state
-from db.models import PauseRecord, Run, StopRequest, Tenant
-from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
-from domain.enums import RunStatus, TenantStatus
-from domain.ids import derive_id
+from activities.execution import current_execution
 from domain.messages import (
-    Done,
     PauseRecordRequest,
     PauseUpdateRequest,
     PolicyCheckRequest,
     PolicyCheckResult,
     RefusalRequest,
 )
-from observability import metrics
-
-RESOLUTIONS = {"RESUMED", "AUTO_RESUMED", "STOPPED", "TIMED_OUT", "CANCELLED"}
+from services import control
 
 
 class ControlActivities:
@@ -32,175 +24,18 @@ class ControlActivities:
     @activity.defn(name="control.check_policy")
     def check_policy(self, req: PolicyCheckRequest) -> PolicyCheckResult:
         """Compare live tenant, budget, rules and stop requests with the run's start."""
-
-        def write(session: Session) -> PolicyCheckResult:
-            tenant = session.get(Tenant, req.tenant_id)
-            rules = rule_state(session, req.tenant_id)
-            enabled_ids = frozenset(rules.enabled_rule_ids)
-            budget = effective_budget(req.run_budget, tenant.budget_limit if tenant else None)
-            state = LiveState(
-                cost=req.cost,
-                budget_limit=budget,
-                tenant_active=tenant is not None and tenant.status == TenantStatus.ACTIVE,
-                stop_requested=session.get(StopRequest, req.run_id) is not None,
-                limits_version=tenant.limits_version if tenant else None,
-                policy_version=rules.policy_version,
-                enabled_rule_ids=enabled_ids,
-            )
-            baseline = Baseline(
-                req.limits_version, req.policy_version, frozenset(req.enabled_rule_ids)
-            )
-            violations = find_violations(state, baseline)
-            decision = decide(violations)
-            record_policy_check(
-                session,
-                run_id=req.run_id,
-                tenant_id=req.tenant_id,
-                step_index=req.step_index,
-                decision=decision,
-                violations=violations,
-                cost=req.cost,
-            )
-            decided.append(decision)
-            return PolicyCheckResult(
-                decision=decision,
-                violations=violations,
-                budget_limit=budget,
-                limits_version=state.limits_version,
-                policy_version=state.policy_version,
-                enabled_rule_ids=rules.enabled_rule_ids,
-            )
-
-        decided: list[str] = []  # set when this call did the write (not a ledger replay)
-        result = run_once(
-            self.sessions, f"control.check_policy:{req.step_index}", PolicyCheckResult, write
-        )
-        for decision in decided:
-            metrics.record_policy_decision(req.tenant_id, decision)
-        return result
+        return control.check_policy(self.sessions, current_execution(), req)
 
     @activity.defn(name="control.record_pause")
     def record_pause(self, req: PauseRecordRequest) -> None:
-        def write(session: Session) -> Done:
-            pause_id = derive_id(req.run_id, "pause", req.pause_no)
-            session.add(
-                PauseRecord(
-                    id=pause_id,
-                    run_id=req.run_id,
-                    tenant_id=req.tenant_id,
-                    reason=req.reason,
-                    paused_by=req.actor_id,
-                    paused_by_authority=req.authority,
-                    paused_at=req.paused_at,
-                    sla_deadline=req.sla_deadline,
-                    resumable_by=list(req.resumable_by),
-                    timeout_behavior=req.timeout_behavior,
-                )
-            )
-            _set_run_status(session, req.run_id, RunStatus.PAUSED)
-            audit_entry(
-                session,
-                key=f"{req.run_id}/pause/{req.pause_no}",
-                tenant_id=req.tenant_id,
-                event_type="RUN_PAUSED",
-                entity_type="pause",
-                entity_id=pause_id,
-                actor_id=req.actor_id,
-                actor_authority=req.authority,
-                after_state={
-                    "run_id": req.run_id,
-                    "reason": req.reason,
-                    "sla_deadline": req.sla_deadline.isoformat(),
-                    "resumable_by": list(req.resumable_by),
-                },
-            )
-            return Done()
-
-        run_once(
-            self.sessions,
-            f"control.record_pause:{req.pause_no}",
-            Done,
-            write,
-            tenant_id=req.tenant_id,
-        )
+        control.record_pause(self.sessions, current_execution(), req)
 
     @activity.defn(name="control.update_pause")
     def update_pause(self, req: PauseUpdateRequest) -> None:
         """WARNED (emits run.pause_expiring), ESCALATED, or a resolution of the pause."""
-
-        def write(session: Session) -> Done:
-            pause = session.get_one(PauseRecord, derive_id(req.run_id, "pause", req.pause_no))
-            now = utcnow()
-            if req.kind == "WARNED":
-                pause.warned_at = now
-                emit(
-                    session,
-                    key=f"{req.run_id}/pause/{req.pause_no}",
-                    topic="run.pause_expiring",
-                    tenant_id=req.tenant_id,
-                    run_id=req.run_id,
-                    payload={
-                        "pause_no": req.pause_no,
-                        "reason": pause.reason,
-                        "sla_deadline": pause.sla_deadline.isoformat(),
-                    },
-                )
-            elif req.kind == "ESCALATED":
-                pause.escalated_at = now
-            elif req.kind in RESOLUTIONS:
-                pause.resolved_at = now
-                pause.resolution = req.kind
-                pause.resolved_by = req.actor_id
-                if req.kind in ("RESUMED", "AUTO_RESUMED"):
-                    _set_run_status(session, req.run_id, RunStatus.RUNNING)
-            else:
-                raise ValueError(f"unknown pause update {req.kind!r}")
-            audit_entry(
-                session,
-                key=f"{req.run_id}/pause/{req.pause_no}/{req.kind}",
-                tenant_id=req.tenant_id,
-                event_type=f"PAUSE_{req.kind}",
-                entity_type="pause",
-                entity_id=pause.id,
-                actor_id=req.actor_id,
-                actor_authority=req.authority,
-                after_state={"run_id": req.run_id, "pause_no": req.pause_no, "kind": req.kind},
-            )
-            return Done()
-
-        run_once(
-            self.sessions,
-            f"control.update_pause:{req.pause_no}:{req.kind}",
-            Done,
-            write,
-            tenant_id=req.tenant_id,
-        )
+        control.update_pause(self.sessions, current_execution(), req)
 
     @activity.defn(name="control.record_refusal")
     def record_refusal(self, req: RefusalRequest) -> None:
         """Audit a refused signal; the run itself is not touched."""
-
-        def write(session: Session) -> Done:
-            audit_entry(
-                session,
-                key=f"{req.run_id}/refusal/{req.key}",
-                tenant_id=req.tenant_id,
-                event_type="SIGNAL_REFUSED",
-                entity_type="run",
-                entity_id=req.run_id,
-                actor_id=req.actor_id,
-                actor_authority=req.authority,
-                source="signal",
-                after_state={"run_id": req.run_id, "signal": req.signal, "reason": req.reason},
-            )
-            return Done()
-
-        run_once(
-            self.sessions, f"control.record_refusal:{req.key}", Done, write, tenant_id=req.tenant_id
-        )
-
-
-def _set_run_status(session: Session, run_id: str, status: RunStatus) -> None:
-    run = session.get_one(Run, run_id)
-    run.status = status
-    run.updated_at = utcnow()
+        control.record_refusal(self.sessions, current_execution(), req)

@@ -2,8 +2,9 @@
 
 The key is ``SECRETS_KEY`` (a Fernet key), else the key file ``DATA_DIR/secrets.key``,
 created on first use with mode 0600 (atomically: a second process reads the first one's
-key). A key file that others may read is refused. The operator's writes are in
-runtime/secrets_admin.py; values never leave this module except to the skill being called.
+key). A key file that others may read is refused. The rows (the operator's writes, the
+ciphertexts a step reads) are services.secrets'; values never leave this module except to
+the skill being called.
 """
 
 import contextlib
@@ -13,12 +14,10 @@ import threading
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.skills.errors import SkillError
-from db.engine import reading
-from db.models import TenantSecret
+from services.secrets import ciphertexts
 
 KEY_FILE_NAME = "secrets.key"
 
@@ -60,6 +59,12 @@ class SecretBox:
         self._fernet: Fernet | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def of_deployment(cls, key: str | None, data_dir: Path) -> "SecretBox":
+        """The deployment's box: SECRETS_KEY (``key``), else DATA_DIR/secrets.key (the
+        worker and the CLI must share one of them)."""
+        return cls(key, data_dir / KEY_FILE_NAME)
+
     def _cipher(self) -> Fernet:
         with self._lock:
             if self._fernet is None:
@@ -84,14 +89,7 @@ def load_secrets(
 ) -> dict[str, str]:
     """The decrypted values of ``names`` for the tenant (one SELECT); an unknown name or a
     value this key cannot decrypt fails the step, not retryably, naming the secret."""
-    with reading(sessions) as session:
-        found = dict(
-            session.execute(
-                select(TenantSecret.name, TenantSecret.ciphertext).where(
-                    TenantSecret.tenant_id == tenant_id, TenantSecret.name.in_(names)
-                )
-            ).all()
-        )
+    found = ciphertexts(sessions, tenant_id, names)
     unknown = [n for n in names if n not in found]
     if unknown:
         listed = ", ".join(repr(n) for n in unknown)

@@ -1,8 +1,9 @@
-"""Step execution: run the skill, then write its trace step and ack in one transaction.
+"""Step execution: run the skill, then record its trace step and ack in one transaction
+(the write: services.steps).
 
 The ledger is consulted before the skill runs, so a step whose result was recorded is
 never executed again, even if its activity completion was lost. Then the step takes one of
-its tenant's steps-in-flight slots (activities.step_slots), or returns at once, having
+its tenant's steps-in-flight slots (services.step_slots), or returns at once, having
 done nothing, when there is none free; the slot goes back with the recorded result.
 
 Around the skill, the step activity applies the tenant's security settings: the egress
@@ -19,55 +20,30 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
-from activities import step_slots
-from activities.ledger import ack, audit_entry, find_first_result, insert_row, run_once, utcnow
+from activities.execution import current_execution
 from activities.secret_store import SecretBox, load_secrets
 from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import Egress, EgressRefused, quiet_http_client_logs
 from activities.skills.errors import SkillError
 from activities.skills.registry import CALLS_OUT, run_skill
-from activities.traces import trace_id_for
-from db.engine import reading
-from db.models import Tenant, TraceStep
-from domain import contract
 from domain.egress import EgressRule, EgressRuleError, parse_rules
-from domain.enums import AckStatus
-from domain.hashchain import step_content, step_hash, with_secrets_proof
-from domain.ids import derive_id
 from domain.messages import StepRequest, StepResult
 from domain.secret_refs import redact, referenced_names, secrets_digest, substitute
 from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
+from services import step_slots
+from services.ledger import utcnow
+from services.steps import Executed, first_result, record_step
+from services.tenants import egress_allow_of
 
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
-# The slot lease (activities.step_slots.LEASE_SECONDS) is renewed every 4th heartbeat.
+# The slot lease (services.step_slots.LEASE_SECONDS) is renewed every 4th heartbeat.
 SLOT_EXTEND_EVERY_BEATS = 4
 WAITING_FOR_SLOT = StepResult(ok=False, output={}, cost=Decimal(0), waiting_for_slot=True)
-
-_TENANTS = Tenant.__table__
-_TENANT_EGRESS = select(_TENANTS.c.egress_allow).where(_TENANTS.c.id == bindparam("tenant_id"))
-
-
-def content_of(
-    req: StepRequest, result: StepResult, stored_input: dict[str, Any] | None = None
-) -> dict:
-    """What the step's hash covers; ``stored_input`` is the input as the trace step stores
-    it (with the secrets digest when the step used secrets)."""
-    return step_content(
-        run_id=req.run_id,
-        step_index=req.index,
-        skill=req.skill,
-        input=req.input if stored_input is None else stored_input,
-        output=result.output,
-        cost=result.cost,
-        status="OK" if result.ok else "FAILED",
-        error=result.error,
-    )
 
 
 @dataclass(frozen=True)
@@ -85,16 +61,6 @@ class StepSecrets:
 
 
 NO_SECRETS = StepSecrets()
-
-
-@dataclass(frozen=True)
-class Executed:
-    """What running a step produced: its result (redacted), the secrets digest, and the
-    audit record of an egress refusal (redacted), if it was refused."""
-
-    result: StepResult
-    secrets_sha256: str | None = None
-    refusal: dict[str, Any] | None = None
 
 
 def _failed(error: str) -> StepResult:
@@ -142,29 +108,19 @@ class StepActivities:
 
     @activity.defn(name="steps.execute")
     def execute(self, req: StepRequest) -> StepResult:
-        key = f"steps.execute:{req.index}"
-        first = find_first_result(self.sessions, key)
+        execution = current_execution()
+        first = first_result(self.sessions, execution, req)
         if first is not None:
-            return StepResult.model_validate(first)
-        slot = self._slot_of(req)
+            return first
+        slot = step_slots.SlotRequest(
+            tenant_id=req.tenant_id,
+            slot_id=f"{execution.workflow_id}/{execution.run_id}/{req.index}",
+            default_limit=self.max_steps_in_flight,
+        )
         if not step_slots.acquire(self.sessions, slot, utcnow()):
             return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
         executed = self._execute(req, slot.slot_id)
-        return run_once(
-            self.sessions,
-            key,
-            StepResult,
-            lambda session: self._write(session, req, executed, slot.slot_id),
-            tenant_id=req.tenant_id,
-        )
-
-    def _slot_of(self, req: StepRequest) -> step_slots.SlotRequest:
-        info = activity.info()
-        return step_slots.SlotRequest(
-            tenant_id=req.tenant_id,
-            slot_id=f"{info.workflow_id}/{info.workflow_run_id}/{req.index}",
-            default_limit=self.max_steps_in_flight,
-        )
+        return record_step(self.sessions, execution, req, executed, slot.slot_id)
 
     def _execute(self, req: StepRequest, slot_id: str) -> Executed:
         """Run the skill with the step's secrets and egress policy; a retryable failure
@@ -213,69 +169,8 @@ class StepActivities:
         return replace(self.skills, outbound=outbound)
 
     def _tenant_rules(self, tenant_id: str) -> tuple[EgressRule, ...]:
-        with reading(self.sessions) as session:
-            raw = session.execute(_TENANT_EGRESS, {"tenant_id": tenant_id}).scalar_one_or_none()
+        raw = egress_allow_of(self.sessions, tenant_id)
         try:
             return parse_rules(raw, f"allow-list of tenant {tenant_id}")
         except EgressRuleError as exc:
             raise EgressRefused(str(exc)) from None
-
-    def _write(
-        self, session: Session, req: StepRequest, executed: Executed, slot_id: str
-    ) -> StepResult:
-        step_slots.release(session, slot_id)
-        result = recorded = executed.result
-        if req.traced:
-            stored_input = with_secrets_proof(req.input, executed.secrets_sha256)
-            content = content_of(req, result, stored_input)
-            digest = step_hash(req.prev_hash, content)
-            recorded = result.model_copy(update={"hash": digest})
-            insert_row(
-                session,
-                TraceStep,
-                id=derive_id(req.run_id, "trace-step", req.index),
-                trace_id=trace_id_for(req.run_id),
-                run_id=req.run_id,
-                step_index=req.index,
-                skill=req.skill,
-                input=stored_input,
-                output=result.output,
-                cost=result.cost,
-                status=content["status"],
-                error=result.error,
-                prev_hash=req.prev_hash,
-                hash=digest,
-                created_at=utcnow(),
-            )
-            domain, action = contract.record_step(req.index)
-            ack(
-                session,
-                run_id=req.run_id,
-                tenant_id=req.tenant_id,
-                domain=domain,
-                action=action,
-                result_id=derive_id(req.run_id, "trace-step", req.index),
-                status=AckStatus.ACKED if result.ok else AckStatus.FAILED,
-                error=result.error,
-            )
-        if executed.refusal is not None:
-            _audit_refusal(session, req, executed.refusal)
-        return recorded
-
-
-def _audit_refusal(session: Session, req: StepRequest, refusal: dict[str, Any]) -> None:
-    """The prevention, with its reason, in the audit ledger (one per step: a stable key)."""
-    audit_entry(
-        session,
-        key=f"{req.run_id}/egress/{req.index}",
-        tenant_id=req.tenant_id,
-        event_type="EGRESS_REFUSED",
-        entity_type="run",
-        entity_id=req.run_id,
-        after_state={
-            "run_id": req.run_id,
-            "step_index": req.index,
-            "skill": req.skill,
-            **refusal,
-        },  # fmt: skip
-    )

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.keys import Principal, authenticate
 from domain import search_attributes
 from domain.ids import run_workflow_id
 from domain.models import ID_PATTERN
 from runtime.settings import Settings
+from services.api_keys import Principal, authenticate
 
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="an API key (starter.py apikey create)"

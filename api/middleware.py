@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import INVALID_KEY, KEY_CHALLENGE, PRINCIPAL_SCOPE_KEY
 from api.errors import error_response, validation_response
 from api.json_body import body_faults
-from api.keys import authenticate
+from services.api_keys import authenticate
 
 
 class BodyTooLarge(Exception):

@@ -129,7 +129,7 @@ class StepResult(Strict):
     error: str | None = None
     hash: str | None = None
     # The tenant is at its steps-in-flight limit: nothing ran, nothing was recorded; the
-    # workflow waits and schedules the step again (activities.step_slots).
+    # workflow waits and schedules the step again (services.step_slots).
     waiting_for_slot: bool = False
 
 

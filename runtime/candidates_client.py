@@ -1,6 +1,7 @@
 """Submitting candidates and promoting deferred ones through Temporal (CLI and API share it).
 
-``submit_candidate`` is the CandidateCreated handler: validate, store the candidate, start
+``submit_candidate`` is the CandidateCreated handler: validate, store the candidate
+(services.candidates), start
 ``PromoteCandidateWorkflow`` with id ``candidate-<id>``. A duplicate event joins the
 execution that already exists (running: USE_EXISTING; ended: the id is not reused unless
 that execution failed), so a candidate is never processed twice in parallel. A candidate
@@ -8,12 +9,11 @@ outside its tenant's promotion limits (a policy the tenant may not name, a signa
 above its bound) is refused before anything is written or started.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -31,14 +31,12 @@ from domain.candidates import (
     candidate_workflow_id,
     human_authority_type,
 )
-from domain.promotion import PromotionError, check_candidate_limits, context_hash
+from domain.promotion import PromotionError, check_candidate_limits
 from domain.validation_errors import describe
+from services.candidates import store_candidate
+from services.errors import CandidateRequestError
 
 WORKFLOW_TYPE = "PromoteCandidateWorkflow"
-
-
-class CandidateRequestError(ValueError):
-    """A refused candidate request; the message names the problem."""
 
 
 class CandidateLimitError(CandidateRequestError):
@@ -94,53 +92,6 @@ def check_tenant_limits(
         check_candidate_limits(facts, limits)
     except PromotionError as exc:
         raise CandidateLimitError(exc.field or "candidate", str(exc)) from None
-
-
-def store_candidate(sessions: sessionmaker[Session], submission: CandidateSubmission) -> bool:
-    """Insert the candidate; False if the same one exists. Different content is refused."""
-    facts = submission.facts()
-    digest = context_hash(facts)
-    try:
-        with sessions.begin() as session:
-            if _known(session, facts.candidate_id, digest):
-                return False
-            session.add(_row(submission, facts, digest))
-        return True
-    except IntegrityError:  # the same event, delivered twice at once: the first one won
-        with sessions() as session:
-            if _known(session, facts.candidate_id, digest):
-                return False
-        raise
-
-
-def _known(session: Session, candidate_id: str, digest: str) -> bool:
-    existing = session.get(Candidate, candidate_id)
-    if existing is not None and existing.content_hash != digest:
-        raise CandidateRequestError(
-            f"candidate {candidate_id!r} already exists with different content; "
-            "a candidate's facts never change"
-        )
-    return existing is not None
-
-
-def _row(submission: CandidateSubmission, facts: CandidateFacts, digest: str) -> Candidate:
-    now = datetime.now(UTC)
-    return Candidate(
-        id=facts.candidate_id,
-        tenant_id=facts.tenant_id,
-        correlation_rule_id=facts.correlation_rule_id,
-        correlation_rule_version=facts.correlation_rule_version,
-        signal_count=facts.signal_count,
-        severity=facts.severity,
-        service=facts.service,
-        source_run_id=facts.source_run_id,
-        meta=facts.metadata,
-        content_hash=digest,
-        status=CandidateStatus.PENDING,
-        created_at=submission.created_at or now,
-        submitted_at=now,
-        updated_at=now,
-    )
 
 
 async def submit_candidate(

@@ -16,18 +16,18 @@ from temporalio.client import Client
 
 from domain.enums import Authority, PauseReason
 from domain.models import RunStatusView
-from runtime import admin
 from runtime.runs_client import start_run
 from runtime.settings import Settings
+from services import rules, tenants
 
 log = logging.getLogger(__name__)
 TENANT = "acme"
 
 
 def seed(sessions: sessionmaker[Session]) -> None:
-    admin.add_tenant(sessions, TENANT, name="Acme Corp", budget="1.00", exist_ok=True)
-    if not admin.list_rules(sessions, TENANT):
-        admin.add_rule(sessions, TENANT, "warn-on-http", "SKILL_USED", {"skill": "http"}, "WARNED")
+    tenants.add_tenant(sessions, TENANT, name="Acme Corp", budget="1.00", exist_ok=True)
+    if not rules.list_rules(sessions, TENANT):
+        rules.add_rule(sessions, TENANT, "warn-on-http", "SKILL_USED", {"skill": "http"}, "WARNED")
 
 
 def scenario(tag: str) -> dict[str, dict[str, Any]]:

@@ -9,22 +9,34 @@
 | audit.reconciliation.invalid   | RECONCILIATION_FAILED | audit                |
 | run.failed                     | RECONCILIATION_FAILED | audit                |
 
-A failed run raises an alert only when its contract does not reconcile.
+A failed run raises an alert only when its contract does not reconcile. Alerts go through
+the fatigue controls (services.alerts), in the delivery's transaction.
 """
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.audit import load_contract
 from domain import reconciliation as rc
 from domain.alert_fatigue import AlertType, FatigueSettings
 from domain.enums import Severity
 from domain.reconciler import reconcile
-from runtime.alerting import AlertSpec, default_fatigue, raise_alert
 from runtime.event_registry import Event, HandlerContext, Handlers
 from runtime.reactor import Reactor, ReactorConfig
 from runtime.settings import Settings
+from services.alerts import AlertSpec, raise_alert
+from services.audit import load_contract
 
 AUDIT_GROUP = "audit-alerts"
+
+
+def default_fatigue(settings: Settings) -> FatigueSettings:
+    """The operator's fatigue controls; a tenant's own settings override them."""
+    return FatigueSettings(
+        alerts_enabled=True,
+        fatigue_enabled=settings.alert_fatigue_enabled,
+        max_alerts_per_hour=settings.max_alerts_per_tenant_per_hour,
+        dedup_window_seconds=settings.dedup_window_seconds,
+        domain_cooldowns=dict(settings.alert_domain_cooldowns),
+    )
 
 
 def _actions(pairs: list[list[str]]) -> str:

@@ -19,6 +19,7 @@ from activities.incidents import IncidentActivities
 from activities.policies import PolicyActivities
 from activities.reconciliation import ReconcileActivities
 from activities.runs import RunActivities
+from activities.secret_store import SecretBox
 from activities.skills.base import LlmEndpoint, SkillContext
 from activities.skills.egress import DeploymentEndpoints, Egress
 from activities.steps import StepActivities
@@ -26,7 +27,6 @@ from activities.traces import TraceActivities
 from domain.egress import parse_rules
 from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.sandbox_runner import sandboxed_runner
-from runtime.secrets_admin import secret_box
 from runtime.settings import Settings
 from workflows.promote_candidate import PromoteCandidateWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -36,7 +36,9 @@ WORKFLOWS = [RunWorkflow, PromoteCandidateWorkflow, ReconcileWorkflow]
 
 # Modules that are deterministic or only used through activities: import them once,
 # outside the sandbox, instead of re-importing them for every workflow run.
-PASSTHROUGH = ("pydantic", "pydantic_core", "sqlalchemy", "httpx", "domain", "activities", "db")
+PASSTHROUGH = (
+    "pydantic", "pydantic_core", "sqlalchemy", "httpx", "domain", "activities", "services", "db",
+)  # fmt: skip
 
 
 def workflow_runner(converter: DataConverter = pydantic_data_converter) -> WorkflowRunner:
@@ -97,7 +99,7 @@ def step_activities(settings: Settings, sessions: sessionmaker[Session]) -> Step
         skill_context(settings),
         settings.activity_threads,
         egress=egress(settings),
-        secret_box=secret_box(settings),
+        secret_box=SecretBox.of_deployment(settings.secrets_key, settings.data_dir),
         max_steps_in_flight=settings.max_steps_in_flight_per_tenant,
     )
 

@@ -13,10 +13,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.ledger import utcnow
 from db.models import AuditExpectation
 from domain.ids import derive_id
 from runtime.worker_factory import build_activities
+from services.ledger import utcnow
 
 BEFORE = "fails before its write"
 AFTER_ONCE = "completion lost once"

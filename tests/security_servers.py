@@ -132,6 +132,6 @@ def self_signed_tls(directory: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSL
 def allow_egress(sessions, tenant_id: str, *urls: str) -> None:  # noqa: ANN001
     """Put ``urls``' origins on the tenant's egress allow-list (the operator's own write)."""
     from domain.egress import EgressRule
-    from runtime.egress_admin import set_egress_allow
+    from services.tenants import set_egress_allow
 
     set_egress_allow(sessions, tenant_id, [EgressRule.for_url(u).to_dict() for u in urls])

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from api.deps import UNAUTHORIZED, Caller, client_of, sessions_of, settings_of
-from api.keys import NoPromotionAuthority, Principal, promotion_authority_of
 from api.schemas import CandidateCreate, CandidatePromote
 from api.validation import check_body
 from db.models import Candidate, Run
@@ -24,12 +23,13 @@ from domain.candidates import AuthorityType, PromotionResult
 from domain.models import ID_PATTERN
 from runtime.candidates_client import (
     CandidateLimitError,
-    CandidateRequestError,
     Submitted,
     promote_candidate,
     submit_candidate,
 )
 from runtime.settings import Settings
+from services.api_keys import NoPromotionAuthority, Principal, promotion_authority_of
+from services.errors import CandidateRequestError
 
 router = APIRouter(tags=["candidates"], responses=UNAUTHORIZED)
 ClientDep = Annotated[Client, Depends(client_of)]

@@ -27,7 +27,6 @@ from api.deps import (
     settings_of,
 )
 from api.errors import clip
-from api.keys import Principal
 from api.schemas import (
     ErrorBody,
     PauseBody,
@@ -42,6 +41,7 @@ from db.models import Run
 from domain.models import RunStatusView
 from runtime.runs_client import RunIdInUseError, RunRequestError, signal_run, start_run
 from runtime.settings import Settings
+from services.api_keys import Principal
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=UNAUTHORIZED)
 ClientDep = Annotated[Client, Depends(client_of)]

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from runtime import admin
 from runtime.bench.harness import BenchEnv, running_bench_worker
 from runtime.bench.runner import echo_steps, seed_tenant
 from runtime.bench.stats import percentile
-from runtime.egress_admin import set_egress_allow
 from runtime.runs_client import start_run
+from services import tenants
 
 QUIET_RUNS = 5
 
@@ -97,14 +96,15 @@ async def fairness_bench(
     default_limit = env.settings.max_steps_in_flight_per_tenant
     with slow_server() as url:
         host_port = url.removeprefix("http://")
-        set_egress_allow(env.sessions, flood, [{"scheme": "http", "host": host_port.split(":")[0],
-                                               "port": int(host_port.split(":")[1])}])  # fmt: skip
+        host, port = host_port.split(":")
+        tenants.set_egress_allow(env.sessions, flood, [{"scheme": "http", "host": host,
+                                                        "port": int(port)}])  # fmt: skip
         async with running_bench_worker(env):
             progress(f"fairness: the quiet tenant's one-step run, {QUIET_RUNS} times alone")
             alone = await _quiet_alone(env, quiet)
             progress(f"fairness: {flood_runs} runs of a {slow_seconds}s step, no step limit")
             unbounded = await _under_flood(env, flood, quiet, url, flood_runs, slow_seconds)
-            admin.set_flight_limits(env.sessions, flood, steps=None)  # back to the default
+            tenants.set_flight_limits(env.sessions, flood, steps=None)  # back to the default
             progress(f"fairness: the same flood at the default limit of {default_limit} steps")
             bounded = await _under_flood(env, flood, quiet, url, flood_runs, slow_seconds)
     figures = {

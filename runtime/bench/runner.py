@@ -12,12 +12,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from runtime import admin
 from runtime.bench.bare import BARE_WORKFLOW, BareInput, BareResult
 from runtime.bench.cpu import cpu_now
 from runtime.bench.harness import BenchEnv
 from runtime.bench.stats import BatchFigures, RunSample, figures
 from runtime.runs_client import start_run
+from services import tenants
 
 GOVERNED, BARE = "governed", "bare"
 BENCH_TENANT = "bench"
@@ -29,9 +29,11 @@ def echo_steps(k: int) -> list[dict]:
 
 def seed_tenant(env: BenchEnv, tenant_id: str = BENCH_TENANT) -> str:
     """A tenant with a budget far above what the benchmark spends (every skill allowed)."""
-    admin.add_tenant(env.sessions, tenant_id, name="benchmark", budget="1000000", exist_ok=True)
+    tenants.add_tenant(env.sessions, tenant_id, name="benchmark", budget="1000000", exist_ok=True)
     # The paused-runs benchmark holds 10,000 runs open at once: no runs-in-flight bound.
-    admin.set_flight_limits(env.sessions, tenant_id, runs=admin.INT32_MAX, steps=admin.INT32_MAX)
+    tenants.set_flight_limits(
+        env.sessions, tenant_id, runs=tenants.INT32_MAX, steps=tenants.INT32_MAX
+    )
     return tenant_id
 
 

@@ -26,7 +26,6 @@ from temporalio.service import RPCError
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.ids import run_workflow_id
-from runtime import admin
 from runtime.chaos.faults import DB, SERVER, WORKER, Infra
 from runtime.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
 from runtime.chaos.tracker import CompletionTracker
@@ -34,6 +33,7 @@ from runtime.chaos.verify import verify
 from runtime.runs_client import RunRequestError, start_run
 from runtime.settings import Settings
 from runtime.temporal_client import connect
+from services import tenants
 
 CHAOS_TASK_QUEUE = "governed-runs-chaos"
 CHAOS_TENANT = "chaos"
@@ -117,8 +117,10 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
     try:
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
-        admin.add_tenant(sessions, CHAOS_TENANT, name="chaos", budget="1000000", exist_ok=True)
-        admin.set_flight_limits(sessions, CHAOS_TENANT, runs=admin.INT32_MAX, steps=admin.INT32_MAX)
+        tenants.add_tenant(sessions, CHAOS_TENANT, name="chaos", budget="1000000", exist_ok=True)
+        tenants.set_flight_limits(
+            sessions, CHAOS_TENANT, runs=tenants.INT32_MAX, steps=tenants.INT32_MAX
+        )
         address = await infra.start_server()
         client = await connect(address, base.temporal_namespace)
         await infra.start_worker()

@@ -18,7 +18,6 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from activities.audit import load_contract
 from db import models as m
 from db.queries.evidence import run_proof
 from domain import contract
@@ -28,6 +27,7 @@ from domain.ids import run_workflow_id
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from domain.reconciler import reconcile
 from runtime.settings import Settings
+from services.audit import load_contract
 
 # (table, natural key): at most one row per key, whatever crashed and was retried.
 NATURAL_KEYS = [

@@ -7,8 +7,9 @@ from typing import Any
 
 from domain.enums import PolicyOutcome, RuleKind, TenantStatus
 from domain.promotion import FROZEN_POLICY_IDS
-from runtime import admin
 from runtime.cli.context import CliError, Context, add_json_flag, output
+from services import control, rules, tenants
+from services.errors import AdminError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,9 +98,9 @@ def _skills(text: str | None) -> list[str] | None:
     return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _policies(text: str | None) -> list[str] | None | admin.Keep:
+def _policies(text: str | None) -> list[str] | None | tenants.Keep:
     if text is None:
-        return admin.KEEP
+        return tenants.KEEP
     named = {"all": None, "none": []}  # every frozen policy / not one
     if text.strip().lower() in named:
         return named[text.strip().lower()]
@@ -109,9 +110,9 @@ def _policies(text: str | None) -> list[str] | None | admin.Keep:
     return policies
 
 
-def _signal_bound(text: str | None) -> int | None | admin.Keep:
+def _signal_bound(text: str | None) -> int | None | tenants.Keep:
     if text is None:
-        return admin.KEEP
+        return tenants.KEEP
     if text.strip().lower() == "default":
         return None
     try:
@@ -120,9 +121,9 @@ def _signal_bound(text: str | None) -> int | None | admin.Keep:
         raise CliError(f"--max-signal-count: {text!r} is not a whole number or 'default'") from None
 
 
-def _limit(text: str | None, flag: str) -> int | None | admin.Keep:
+def _limit(text: str | None, flag: str) -> int | None | tenants.Keep:
     if text is None:
-        return admin.KEEP
+        return tenants.KEEP
     if text.strip().lower() == "default":
         return None
     try:
@@ -146,18 +147,18 @@ def _json(text: str | None, name: str) -> dict | None:
 def _guard(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     try:
         return fn(*args, **kwargs)
-    except admin.AdminError as exc:
+    except AdminError as exc:
         raise CliError(str(exc)) from None
 
 
 async def tenant_add(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(admin.add_tenant, ctx.sessions, args.tenant_id, budget=args.budget,
+    _guard(tenants.add_tenant, ctx.sessions, args.tenant_id, budget=args.budget,
            skills=_skills(args.skills))  # fmt: skip
     print(f"tenant {args.tenant_id} created")
 
 
 async def tenant_list(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, admin.list_tenants(ctx.sessions), lambda ts: "\n".join(
+    output(args, tenants.list_tenants(ctx.sessions), lambda ts: "\n".join(
         f"{t['id']}: {t['status']} budget={t['budget_limit']} skills={t['allowed_skills'] or 'all'}"
         f"{_promotion_brief(t)}" for t in ts) or "no tenants")  # fmt: skip
 
@@ -171,23 +172,23 @@ def _promotion_brief(t: dict[str, Any]) -> str:
 
 async def tenant_budget(ctx: Context, args: argparse.Namespace) -> None:
     clear = args.budget.lower() == "none"
-    state = _guard(admin.update_tenant, ctx.sessions, args.tenant_id,
+    state = _guard(tenants.update_tenant, ctx.sessions, args.tenant_id,
                    budget=None if clear else args.budget, clear_budget=clear)  # fmt: skip
     print(f"tenant {args.tenant_id}: budget limit {state['budget_limit']}")
 
 
 async def tenant_status(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(admin.update_tenant, ctx.sessions, args.tenant_id, status=args.status)
+    _guard(tenants.update_tenant, ctx.sessions, args.tenant_id, status=args.status)
     print(f"tenant {args.tenant_id}: {args.status}")
 
 
 async def tenant_skills(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(admin.update_tenant, ctx.sessions, args.tenant_id, skills=_skills(args.skills))
+    _guard(tenants.update_tenant, ctx.sessions, args.tenant_id, skills=_skills(args.skills))
     print(f"tenant {args.tenant_id}: skills {args.skills}")
 
 
 async def tenant_promotion(ctx: Context, args: argparse.Namespace) -> None:
-    state = _guard(admin.set_promotion_settings, ctx.sessions, args.tenant_id,
+    state = _guard(tenants.set_promotion_settings, ctx.sessions, args.tenant_id,
                    policies=_policies(args.policies),
                    max_signal_count=_signal_bound(args.max_signal_count))  # fmt: skip
     default = ctx.settings.max_signal_count
@@ -195,7 +196,7 @@ async def tenant_promotion(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def tenant_limits(ctx: Context, args: argparse.Namespace) -> None:
-    state = _guard(admin.set_flight_limits, ctx.sessions, args.tenant_id,
+    state = _guard(tenants.set_flight_limits, ctx.sessions, args.tenant_id,
                    runs=_limit(args.runs_in_flight, "--runs-in-flight"),
                    steps=_limit(args.steps_in_flight, "--steps-in-flight"))  # fmt: skip
     defaults = {
@@ -226,25 +227,25 @@ def _promotion_text(tenant_id: str, state: dict[str, Any], default_bound: int) -
 
 
 async def policy_add(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(admin.add_rule, ctx.sessions, args.tenant_id, args.name, args.kind,
+    _guard(rules.add_rule, ctx.sessions, args.tenant_id, args.name, args.kind,
            _json(args.params, "--params"), args.outcome)  # fmt: skip
     print(f"rule {args.name} added for tenant {args.tenant_id}")
 
 
 async def policy_list(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, admin.list_rules(ctx.sessions, args.tenant), lambda rs: "\n".join(
+    output(args, rules.list_rules(ctx.sessions, args.tenant), lambda rs: "\n".join(
         f"{r['tenant_id']}/{r['name']}: {r['kind']} {json.dumps(r['params'])} -> {r['outcome']}"
         f" {'enabled' if r['enabled'] else 'disabled'} v{r['version']}" for r in rs)
         or "no rules")  # fmt: skip
 
 
 async def policy_update(ctx: Context, args: argparse.Namespace) -> None:
-    state = _guard(admin.update_rule, ctx.sessions, args.tenant_id, args.name,
+    state = _guard(rules.update_rule, ctx.sessions, args.tenant_id, args.name,
                    enabled=args.enabled, params=_json(args.params, "--params"),
                    outcome=args.outcome)  # fmt: skip
     print(f"rule {args.name}: {'enabled' if state['enabled'] else 'disabled'} v{state['version']}")
 
 
 async def request_stop(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(admin.request_stop, ctx.sessions, args.run_id, args.reason)
+    _guard(control.request_stop, ctx.sessions, args.run_id, args.reason)
     print(f"stop requested for run {args.run_id}")

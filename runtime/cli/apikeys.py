@@ -2,10 +2,11 @@
 
 import argparse
 
-from api import keys
 from domain.candidates import HUMAN_AUTHORITIES
 from domain.enums import Authority
 from runtime.cli.context import CliError, Context, add_json_flag, output
+from services import api_keys
+from services.errors import ApiKeyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,11 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def create(ctx: Context, args: argparse.Namespace) -> None:
     try:
-        key_id, key = keys.create_key(
+        key_id, key = api_keys.create_key(
             ctx.sessions, args.tenant_id, args.authority, name=args.name,
             promotion_authority=args.promotion_authority,
         )  # fmt: skip
-    except keys.ApiKeyError as exc:
+    except ApiKeyError as exc:
         raise CliError(str(exc)) from None
     data = {"key_id": key_id, "tenant_id": args.tenant_id, "authority": args.authority,
             "promotion_authority": args.promotion_authority, "key": key}  # fmt: skip
@@ -54,7 +55,7 @@ def _promotes_as(key: dict) -> str:
 
 
 async def list_keys(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, keys.list_keys(ctx.sessions, args.tenant), lambda ks: "\n".join(
+    output(args, api_keys.list_keys(ctx.sessions, args.tenant), lambda ks: "\n".join(
         f"{k['id']} {k['prefix']}... tenant={k['tenant_id']} {k['authority']}{_promotes_as(k)}"
         f" {k['name']}"
         f"{' REVOKED' if k['revoked'] else ''}" for k in ks) or "no api keys")  # fmt: skip
@@ -62,7 +63,7 @@ async def list_keys(ctx: Context, args: argparse.Namespace) -> None:
 
 async def revoke(ctx: Context, args: argparse.Namespace) -> None:
     try:
-        keys.revoke_key(ctx.sessions, args.key_id)
-    except keys.ApiKeyError as exc:
+        api_keys.revoke_key(ctx.sessions, args.key_id)
+    except ApiKeyError as exc:
         raise CliError(str(exc)) from None
     print(f"api key {args.key_id} revoked")

@@ -14,13 +14,13 @@ from temporalio.client import WorkflowFailureError
 
 from domain.candidates import HUMAN_AUTHORITIES, AuthorityType, CandidateStatus
 from runtime.candidates_client import (
-    CandidateRequestError,
     list_candidates,
     promote_candidate,
     show_candidate,
     submit_candidate,
 )
 from runtime.cli.context import CliError, Context, add_json_flag, output
+from services.errors import CandidateRequestError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ a JSON object {"scheme", "host", "port"}; the list given replaces the tenant's l
 
 import argparse
 
-from runtime import egress_admin
-from runtime.admin import AdminError
 from runtime.cli.context import CliError, Context, add_json_flag, output
+from services import tenants
+from services.errors import AdminError
 
 
 def _tenant_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -49,13 +49,13 @@ def _text(tenant_id: str, rules: list[dict] | None) -> str:
 async def tenant_egress(ctx: Context, args: argparse.Namespace) -> None:
     try:
         if args.allow:
-            rules = egress_admin.set_egress_allow(
-                ctx.sessions, args.tenant_id, egress_admin.parse_allow(args.allow)
+            rules = tenants.set_egress_allow(
+                ctx.sessions, args.tenant_id, tenants.parse_allow(args.allow)
             )
         elif args.clear:
-            rules = egress_admin.set_egress_allow(ctx.sessions, args.tenant_id, None)
+            rules = tenants.set_egress_allow(ctx.sessions, args.tenant_id, None)
         else:
-            rules = egress_admin.get_egress_allow(ctx.sessions, args.tenant_id)
+            rules = tenants.get_egress_allow(ctx.sessions, args.tenant_id)
     except AdminError as exc:
         raise CliError(str(exc)) from None
     output(args, {"tenant_id": args.tenant_id, "egress_allow": rules},

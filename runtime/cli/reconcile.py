@@ -5,13 +5,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from activities.ledger import utcnow
 from db.queries.alerts import list_alerts, list_findings, list_suppressed
 from db.queries.deliveries import delivery_stats, failing_deliveries
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
-from runtime.alerting import save_tenant_settings
 from runtime.cli.context import CliError, Context, add_json_flag, output
 from runtime.schedules import RECONCILE_SCHEDULE_ID
+from services.alerts import save_tenant_settings
+from services.ledger import utcnow
 
 
 def cooldown(text: str) -> tuple[str, int]:
@@ -150,16 +150,14 @@ async def alerts(ctx: Context, args: argparse.Namespace) -> None:
 
 async def alert_settings(ctx: Context, args: argparse.Namespace) -> None:
     try:
-        with ctx.sessions.begin() as session:
-            saved = save_tenant_settings(
-                session,
-                args.tenant,
-                alerts_enabled=args.enabled,
-                max_alerts_per_hour=args.max_per_hour,
-                dedup_window_seconds=args.dedup_window,
-                domain_cooldowns=dict(args.cooldown),
-                now=utcnow(),
-            )
+        saved = save_tenant_settings(
+            ctx.sessions,
+            args.tenant,
+            alerts_enabled=args.enabled,
+            max_alerts_per_hour=args.max_per_hour,
+            dedup_window_seconds=args.dedup_window,
+            domain_cooldowns=dict(args.cooldown),
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     output(args, saved, lambda s: f"alert settings of {s['tenant_id']}: {s}")

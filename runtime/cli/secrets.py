@@ -11,10 +11,10 @@ import argparse
 import getpass
 import sys
 
-from activities.secret_store import SecretKeyError
-from runtime import secrets_admin
-from runtime.admin import AdminError
+from activities.secret_store import SecretBox, SecretKeyError
 from runtime.cli.context import CliError, Context, add_json_flag, output
+from services import secrets
+from services.errors import AdminError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,20 +51,20 @@ def _guard(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
 
 
 async def set_secret(ctx: Context, args: argparse.Namespace) -> None:
-    box = secrets_admin.secret_box(ctx.settings)
-    created = _guard(secrets_admin.set_secret, ctx.sessions, box, args.tenant_id, args.name,
+    box = SecretBox.of_deployment(ctx.settings.secrets_key, ctx.settings.data_dir)
+    created = _guard(secrets.set_secret, ctx.sessions, box, args.tenant_id, args.name,
                      read_value())  # fmt: skip
     print(f"secret {args.name} {'stored' if created else 'replaced'} for tenant {args.tenant_id}"
           f" (reference it as ${{secret:{args.name}}})")  # fmt: skip
 
 
 async def list_secrets(ctx: Context, args: argparse.Namespace) -> None:
-    secrets = _guard(secrets_admin.list_secrets, ctx.sessions, args.tenant_id)
-    output(args, secrets, lambda ss: "\n".join(
+    listed = _guard(secrets.list_secrets, ctx.sessions, args.tenant_id)
+    output(args, listed, lambda ss: "\n".join(
         f"{s['name']}  {s['reference']}  updated {s['updated_at']:%Y-%m-%d %H:%M:%S}"
         for s in ss) or f"no secrets for tenant {args.tenant_id}")  # fmt: skip
 
 
 async def delete_secret(ctx: Context, args: argparse.Namespace) -> None:
-    _guard(secrets_admin.delete_secret, ctx.sessions, args.tenant_id, args.name)
+    _guard(secrets.delete_secret, ctx.sessions, args.tenant_id, args.name)
     print(f"secret {args.name} deleted for tenant {args.tenant_id}")

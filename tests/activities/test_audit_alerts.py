@@ -6,8 +6,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert
 
-from activities.events import emit
-from activities.ledger import utcnow
 from db.models import AuditExpectation, DomainAck, SuppressedAlert, TenantAlertSettings
 from db.queries.alerts import list_alerts, list_suppressed
 from domain.alert_fatigue import FatigueSettings
@@ -15,9 +13,11 @@ from domain.contract import CREATE_INCIDENT, FINALIZE_RUN, START_TRACE
 from domain.ids import derive_id
 from domain.reconciler import AckRow, ExpectationRow
 from domain.reconciliation import WorkflowState, assess, event_plan
-from runtime.alerting import save_tenant_settings
 from runtime.handlers import audit_handlers
 from runtime.reactor import Reactor, ReactorConfig
+from services.alerts import save_tenant_settings
+from services.events import emit
+from services.ledger import utcnow
 from tests.helpers import rows
 
 pytestmark = pytest.mark.timeout(60)
@@ -97,8 +97,7 @@ def test_a_repeat_within_the_dedup_window_is_suppressed_as_duplicate(sessions):
 )
 def test_tenant_settings_suppress_with_their_reason(sessions, own, reason):
     t = tenant()
-    with sessions.begin() as session:
-        save_tenant_settings(session, t, now=utcnow(), **own)
+    save_tenant_settings(sessions, t, **own)
     emit_findings(sessions, t, "r1", WorkflowState.TERMINATED)
     emit_findings(sessions, t, "r2", WorkflowState.TIMED_OUT)
     deliver(sessions)
@@ -114,8 +113,8 @@ def test_tenant_settings_suppress_with_their_reason(sessions, own, reason):
 
 def test_settings_refuse_negative_values_and_write_nothing(sessions):
     t = tenant()
-    with pytest.raises(ValueError, match="max_alerts_per_hour"), sessions.begin() as session:
-        save_tenant_settings(session, t, max_alerts_per_hour=-1, now=utcnow())
+    with pytest.raises(ValueError, match="max_alerts_per_hour"):
+        save_tenant_settings(sessions, t, max_alerts_per_hour=-1)
     with sessions() as session:
         assert session.get(TenantAlertSettings, t) is None
 

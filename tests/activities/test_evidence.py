@@ -18,9 +18,10 @@ from db.models import AuditLedgerEntry, Trace, TraceStep
 from db.queries.evidence import UnknownRunError, governance_log, run_evidence, run_proof
 from domain.ids import run_workflow_id
 from domain.models import RunStatusView
-from runtime import admin
 from runtime.candidates_client import submit_candidate
 from runtime.worker_factory import build_activities
+from services import tenants
+from services.control import request_stop
 from tests.helpers import add_rule, echo_steps, new_tenant, rows, running_worker, start_run
 from workflows.run_workflow import RunWorkflow
 
@@ -82,7 +83,7 @@ async def test_evidence_of_a_governed_run(dev_env, settings, sessions, task_queu
         )
         await wait_paused(handle)
         await handle.signal("resume", {"actor": {"id": "bot-1", "authority": "SYSTEM_AUTO"}})
-        admin.request_stop(sessions, run_id, "enough of this", actor="ops-1")
+        request_stop(sessions, run_id, "enough of this", actor="ops-1")
         await handle.signal("resume", {"actor": {"id": "admin-1", "authority": "TENANT_ADMIN"}})
         result = await handle.result()
         candidate = {
@@ -246,7 +247,7 @@ async def test_proof_unsupported_without_a_trace(dev_env, settings, sessions, ta
 
 async def test_governance_log_is_scoped_to_one_run(dev_env, settings, sessions, task_queue):
     tenant = new_tenant(sessions)
-    admin.update_tenant(sessions, tenant, budget="20")  # a tenant entry without a run id
+    tenants.update_tenant(sessions, tenant, budget="20")  # a tenant entry without a run id
     run_ids = [new_run_id() for _ in range(3)]
     async with running_worker(dev_env.client, settings, sessions, task_queue):
         handles = [

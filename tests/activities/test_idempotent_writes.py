@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.incidents import IncidentActivities
-from activities.ledger import ack, utcnow
 from activities.policies import PolicyActivities
 from activities.runs import RunActivities
 from activities.traces import TraceActivities
@@ -38,6 +37,7 @@ from domain.messages import (
     TransitionRequest,
 )
 from domain.models import RunOptions, StepSpec
+from services.ledger import ack, utcnow
 from tests.helpers import add_rule, new_tenant
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from activities.events import emit
-from activities.ledger import utcnow
 from db.models import EventDelivery, OutboxEvent
 from db.queries.deliveries import delivery_stats, failing_deliveries
 from domain.ids import derive_id
 from runtime.event_registry import Event, HandlerContext, Handlers
 from runtime.reactor import Reactor, ReactorConfig
+from services.events import emit
+from services.ledger import utcnow
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,9 +9,9 @@ from cryptography.fernet import Fernet
 from activities.secret_store import SecretBox, SecretKeyError, load_secrets, read_key_file
 from activities.skills.errors import SkillError
 from db.models import AuditLedgerEntry, Tenant, TenantSecret
-from runtime.admin import AdminError
-from runtime.egress_admin import get_egress_allow, parse_allow, set_egress_allow
-from runtime.secrets_admin import delete_secret, list_secrets, set_secret
+from services.errors import AdminError
+from services.secrets import delete_secret, list_secrets, set_secret
+from services.tenants import get_egress_allow, parse_allow, set_egress_allow
 from tests.helpers import new_tenant, rows
 
 

@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from api.app import create_app
-from api.keys import create_key
+from services.api_keys import create_key
 from tests.helpers import new_tenant
 
 

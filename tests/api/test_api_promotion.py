@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.keys import ApiKeyError, create_key, list_keys
 from db.models import AuditLedgerEntry, Candidate, Incident, PromotionDecisionRecord
 from domain.candidates import candidate_workflow_id
-from runtime.admin import set_promotion_settings
+from services.api_keys import create_key, list_keys
+from services.errors import ApiKeyError
+from services.tenants import set_promotion_settings
 from tests.helpers import running_worker
 
 pytestmark = pytest.mark.timeout(120)

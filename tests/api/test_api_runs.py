@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from api.keys import revoke_key
 from db.models import Alert, AuditLedgerEntry, Candidate, Run
+from services.api_keys import revoke_key
 from tests.helpers import echo_steps, running_worker
 
 pytestmark = pytest.mark.timeout(120)

@@ -29,7 +29,6 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import ack
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.contract import CREATE_INCIDENT
@@ -38,6 +37,7 @@ from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from runtime.settings import Settings
+from services.ledger import ack
 from tests.helpers import new_tenant, running_worker, start_run
 from tests.reconcile_support import (
     activities_with,

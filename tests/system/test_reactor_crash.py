@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, select
 
-from activities.events import emit
 from db.models import EventDelivery
 from domain.ids import derive_id
+from services.events import emit
 from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 from tests.reconcile_support import wait_until
 

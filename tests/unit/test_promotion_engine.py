@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api.keys import NoPromotionAuthority, Principal, promotion_authority_of
 from domain.candidates import (
     AuthorityContext,
     AuthorityType,
@@ -35,6 +34,7 @@ from domain.promotion import (
     decide,
     incident_id_for,
 )
+from services.api_keys import NoPromotionAuthority, Principal, promotion_authority_of
 
 pytestmark = pytest.mark.timeout(120)
 

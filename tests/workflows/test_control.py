@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from activities.ledger import utcnow
 from db.models import (
     AuditLedgerEntry,
     Incident,
@@ -23,7 +22,8 @@ from db.models import (
     TraceStep,
 )
 from domain.models import RunStatusView
-from runtime import admin
+from services import control, rules, tenants
+from services.ledger import utcnow
 from tests.helpers import (
     add_rule,
     count,
@@ -215,9 +215,9 @@ async def _result_or_paused(handle):
 @pytest.mark.parametrize(
     ("change", "expected_status", "violation"),
     [
-        (lambda s, t, r: admin.update_tenant(s, t, status="SUSPENDED"), "failed_policy",
+        (lambda s, t, r: tenants.update_tenant(s, t, status="SUSPENDED"), "failed_policy",
          "TENANT_SUSPENDED"),
-        (lambda s, t, r: admin.request_stop(s, r, "ops said so"), "cancelled", "MANUAL_STOP"),
+        (lambda s, t, r: control.request_stop(s, r, "ops said so"), "cancelled", "MANUAL_STOP"),
     ],
 )  # fmt: skip
 async def test_terminate_decisions(ts_env, ts_settings, sessions, task_queue, run_id, change,
@@ -237,8 +237,8 @@ async def test_terminate_decisions(ts_env, ts_settings, sessions, task_queue, ru
 @pytest.mark.parametrize(
     ("change", "violation"),
     [
-        (lambda s, t: admin.update_rule(s, t, "watch", enabled=False), "POLICY_DISABLED"),
-        (lambda s, t: admin.update_tenant(s, t, budget="9"), "LIMIT_CHANGED"),
+        (lambda s, t: rules.update_rule(s, t, "watch", enabled=False), "POLICY_DISABLED"),
+        (lambda s, t: tenants.update_tenant(s, t, budget="9"), "LIMIT_CHANGED"),
     ],
 )
 async def test_pause_decisions_then_admin_resumes(ts_env, ts_settings, sessions, task_queue, run_id,

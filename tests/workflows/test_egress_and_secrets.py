@@ -19,6 +19,7 @@ from temporalio.api.history.v1 import History
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.secret_store import SecretBox
 from db.models import AuditLedgerEntry, TraceStep
 from db.queries.evidence import run_proof
 from domain.hashchain import SECRETS_PROOF_KEY
@@ -27,7 +28,7 @@ from domain.models import RunStatusView
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from domain.secret_refs import secrets_digest
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
-from runtime.secrets_admin import secret_box, set_secret
+from services.secrets import set_secret
 from tests.helpers import new_tenant, rows, running_worker, start_run
 from tests.security_servers import allow_egress, recording_server
 
@@ -225,7 +226,8 @@ async def test_secrets_reach_the_server_and_nothing_else(dev_env, settings, sess
     tenant = new_tenant(sessions)
     allow_egress(sessions, tenant, server.url)
     value = f"tok-{run_id}-Zq9"
-    set_secret(sessions, secret_box(settings), tenant, "api-token", value)
+    box = SecretBox.of_deployment(settings.secrets_key, settings.data_dir)
+    set_secret(sessions, box, tenant, "api-token", value)
     steps = [
         http_step(f"{server.url}/echo", headers={"Authorization": "Bearer ${secret:api-token}"}),
         {"skill": "echo", "input": {"text": "said ${secret:api-token}"}},

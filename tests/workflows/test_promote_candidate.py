@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
-from activities.candidates import CandidateActivities, snapshot
+from activities.candidates import CandidateActivities
 from db.models import (
     AuditLedgerEntry,
     Candidate,
@@ -32,17 +32,17 @@ from domain.candidates import (
     candidate_workflow_id,
 )
 from domain.promotion import build_request, decide
-from runtime.admin import set_promotion_settings
 from runtime.candidates_client import (
     CandidateLimitError,
-    CandidateRequestError,
     human_authority,
     promote_candidate,
-    store_candidate,
     submit_candidate,
     validate_submission,
 )
 from runtime.worker_factory import build_activities, workflow_runner
+from services.candidates import snapshot, store_candidate
+from services.errors import CandidateRequestError
+from services.tenants import set_promotion_settings
 from tests.helpers import count, new_tenant, rows, running_worker
 from workflows.promote_candidate import PromoteCandidateWorkflow
 

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.audit import load_contract
-from activities.ledger import ack
 from db.models import AuditLedgerEntry, DomainAck, OutboxEvent, ReconciliationFinding, Run
 from domain.contract import (
     AUTHORIZE,
@@ -23,6 +21,8 @@ from domain.contract import (
     record_step,
 )
 from domain.reconciler import ReconciliationStatus, reconcile
+from services.audit import load_contract
+from services.ledger import ack
 from tests.helpers import count, new_tenant, rows, running_worker, start_run
 from tests.reconcile_support import (
     activities_with,

@@ -28,8 +28,8 @@ from db.queries.evidence import run_proof
 from domain.enums import RunStatus, TenantStatus
 from domain.ids import run_workflow_id
 from runtime import runs_client
-from runtime.admin import update_tenant
 from runtime.embedded_temporal import temporal_binary
+from services.tenants import update_tenant
 from tests.helpers import count as count_rows
 from tests.helpers import echo_steps, new_tenant, rows, running_worker, start_run
 

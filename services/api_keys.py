@@ -1,7 +1,10 @@
-"""API keys: create (the key is shown once), authenticate, list and revoke.
+"""API keys: create (the key is shown once), authenticate, list and revoke (the CLI
+creates, lists and revokes; the HTTP API authenticates).
 
 Only the sha256 of a key is stored. A key acts for one tenant with one authority; its
-creation and revocation are written to the audit ledger.
+creation and revocation are written to the audit ledger (ids derived from the key id and
+the event: a key is created once and revoked at most once). The one writer of
+``api_keys``.
 
 The promotion authority a key promotes candidates with is the key's own
 (``api_keys.promotion_authority``, set by the operator at creation) or else the operator's
@@ -12,21 +15,18 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import ApiKey, AuditLedgerEntry, Tenant
+from db.models import ApiKey, Tenant
 from domain.candidates import AuthorityType, human_authority_type
 from domain.enums import Authority
+from services.errors import ApiKeyError
+from services.ledger import audit_entry, utcnow
 
 KEY_PREFIX = "gr_"
-
-
-class ApiKeyError(ValueError):
-    """A refused key operation; nothing was written."""
 
 
 class NoPromotionAuthority(ValueError):
@@ -71,30 +71,23 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _audit(session: Session, key: ApiKey, event: str, actor: str) -> None:
-    session.add(
-        AuditLedgerEntry(
-            id=str(uuid.uuid4()),
-            tenant_id=key.tenant_id,
-            event_type=event,
-            entity_type="api_key",
-            entity_id=key.id,
-            actor_id=actor,
-            actor_authority="TENANT_ADMIN",
-            source="admin",
-            before_state=None,
-            after_state={
-                "key_id": key.id,
-                "authority": key.authority,
-                "promotion_authority": key.promotion_authority,
-                "name": key.name,
-            },
-            created_at=_now(),
-        )
+    audit_entry(
+        session,
+        key=f"api-key/{key.id}/{event}",
+        tenant_id=key.tenant_id,
+        event_type=event,
+        entity_type="api_key",
+        entity_id=key.id,
+        after_state={
+            "key_id": key.id,
+            "authority": key.authority,
+            "promotion_authority": key.promotion_authority,
+            "name": key.name,
+        },
+        actor_id=actor,
+        actor_authority="TENANT_ADMIN",
+        source="admin",
     )
 
 
@@ -137,7 +130,7 @@ def create_key(
             authority=level,
             promotion_authority=promotes_as,
             name=name or f"{tenant_id}-{level.value.lower()}",
-            created_at=_now(),
+            created_at=utcnow(),
         )
         session.add(row)
         _audit(session, row, "API_KEY_CREATED", actor)
@@ -183,5 +176,5 @@ def revoke_key(sessions: sessionmaker[Session], key_id: str, *, actor: str = "op
         if row is None:
             raise ApiKeyError(f"unknown api key {key_id!r}")
         if row.revoked_at is None:
-            row.revoked_at = _now()
+            row.revoked_at = utcnow()
             _audit(session, row, "API_KEY_REVOKED", actor)

@@ -3,7 +3,8 @@
 ``raise_alert`` runs inside the caller's transaction (a reactor delivery): it reads the
 tenant's settings and the alerts it was sent recently, asks domain.alert_fatigue, and
 writes either an Alert or a SuppressedAlert with the reason. Ids are derived from the
-source event, so the same event can never yield two alerts.
+source event, so the same event can never yield two alerts. The one writer of
+``alerts``, ``suppressed_alerts`` and ``tenant_alert_settings``.
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Alert, SuppressedAlert, TenantAlertSettings
 from domain.alert_fatigue import (
@@ -27,17 +28,7 @@ from domain.alert_fatigue import (
 from domain.enums import Severity
 from domain.ids import derive_id
 from observability import metrics
-from runtime.settings import Settings
-
-
-def default_fatigue(settings: Settings) -> FatigueSettings:
-    return FatigueSettings(
-        alerts_enabled=True,
-        fatigue_enabled=settings.alert_fatigue_enabled,
-        max_alerts_per_hour=settings.max_alerts_per_tenant_per_hour,
-        dedup_window_seconds=settings.dedup_window_seconds,
-        domain_cooldowns=dict(settings.alert_domain_cooldowns),
-    )
+from services.ledger import utcnow
 
 
 @dataclass(frozen=True)
@@ -101,16 +92,16 @@ def raise_alert(
 
 
 def save_tenant_settings(
-    session: Session,
+    sessions: sessionmaker[Session],
     tenant_id: str,
     *,
     alerts_enabled: bool | None = None,
     max_alerts_per_hour: int | None = None,
     dedup_window_seconds: int | None = None,
     domain_cooldowns: dict[str, int] | None = None,
-    now: datetime,
 ) -> dict[str, Any]:
-    """Create or change a tenant's alert settings; unset arguments keep their value."""
+    """Create or change a tenant's alert settings; unset arguments keep their value. A
+    negative value is refused (ValueError) and nothing is written."""
     for name, value in (
         ("max_alerts_per_hour", max_alerts_per_hour),
         ("dedup_window_seconds", dedup_window_seconds),
@@ -118,23 +109,24 @@ def save_tenant_settings(
     ):
         if value is not None and value < 0:
             raise ValueError(f"{name}: must be >= 0, got {value}")
-    row = session.get(TenantAlertSettings, tenant_id)
-    if row is None:
-        row = TenantAlertSettings(tenant_id=tenant_id, alerts_enabled=True, domain_cooldowns={})
-        session.add(row)
-    if alerts_enabled is not None:
-        row.alerts_enabled = alerts_enabled
-    if max_alerts_per_hour is not None:
-        row.max_alerts_per_hour = max_alerts_per_hour
-    if dedup_window_seconds is not None:
-        row.dedup_window_seconds = dedup_window_seconds
-    if domain_cooldowns:
-        row.domain_cooldowns = {**row.domain_cooldowns, **domain_cooldowns}
-    row.updated_at = now
-    return {
-        "tenant_id": tenant_id,
-        "alerts_enabled": row.alerts_enabled,
-        "max_alerts_per_hour": row.max_alerts_per_hour,
-        "dedup_window_seconds": row.dedup_window_seconds,
-        "domain_cooldowns": row.domain_cooldowns,
-    }
+    with sessions.begin() as session:
+        row = session.get(TenantAlertSettings, tenant_id)
+        if row is None:
+            row = TenantAlertSettings(tenant_id=tenant_id, alerts_enabled=True, domain_cooldowns={})
+            session.add(row)
+        if alerts_enabled is not None:
+            row.alerts_enabled = alerts_enabled
+        if max_alerts_per_hour is not None:
+            row.max_alerts_per_hour = max_alerts_per_hour
+        if dedup_window_seconds is not None:
+            row.dedup_window_seconds = dedup_window_seconds
+        if domain_cooldowns:
+            row.domain_cooldowns = {**row.domain_cooldowns, **domain_cooldowns}
+        row.updated_at = utcnow()
+        return {
+            "tenant_id": tenant_id,
+            "alerts_enabled": row.alerts_enabled,
+            "max_alerts_per_hour": row.max_alerts_per_hour,
+            "dedup_window_seconds": row.dedup_window_seconds,
+            "domain_cooldowns": row.domain_cooldowns,
+        }

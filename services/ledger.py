@@ -1,23 +1,30 @@
-"""Exactly-once writes: a step's domain rows, its ack and its ledger row share one transaction.
+"""Exactly-once writes and the audit trail: a step's domain rows, its ack and its ledger row
+share one transaction.
 
 A retried activity (or a concurrent duplicate attempt) finds the ledger row keyed by
 (workflow id, Temporal run id, step key) and returns the first result without writing
 anything new. The Temporal run id makes the key an execution's own: a later execution with
 the same workflow id (a reused run id) never reads an earlier execution's results.
+
+The one writer of ``idempotency_ledger``, ``domain_acks``, ``audit_expectations`` (declared
+at T0, met by an ack, withdrawn or declared when a run's path changes) and ``audit_ledger``
+(``audit_entry``: every entry's id is derived from its key, so a retried write never adds
+a second entry).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio import activity
 
 from db.engine import reading
 from db.models import AuditExpectation, AuditLedgerEntry, DomainAck, IdempotencyRecord
+from domain.contract import FINALIZE_RUN
 from domain.enums import AckStatus
 from domain.ids import derive_id
 
@@ -28,41 +35,42 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def workflow_id() -> str:
-    return activity.info().workflow_id or "no-workflow"
+@dataclass(frozen=True)
+class Execution:
+    """The workflow execution a write belongs to: its workflow id and Temporal run id (the
+    activities read both from their context: activities.execution)."""
 
+    workflow_id: str
+    run_id: str
 
-def execution_key(per_execution: bool = True) -> tuple[str, str]:
-    """(workflow id, Temporal run id) of the calling activity's workflow execution; the run
-    id is '' for a ledger shared by every execution of a workflow id (``per_execution``
-    False: results that depend only on deterministic ids, e.g. a candidate's decision)."""
-    info = activity.info()
-    return workflow_id(), (info.workflow_run_id or "") if per_execution else ""
+    def shared(self) -> "Execution":
+        """The key every execution of this workflow id shares: for results that depend only
+        on deterministic ids (e.g. a candidate's decision)."""
+        return Execution(self.workflow_id, "")
 
 
 def run_once(
     sessions: sessionmaker[Session],
+    execution: Execution,
     step_key: str,
     result_type: type[T],
     write: Callable[[Session], T],
     *,
     tenant_id: str | None = None,
-    per_execution: bool = True,
 ) -> T:
     """Run ``write`` once per (workflow id, Temporal run id, step key); later calls of the
     same execution return the first result."""
-    wf_id, execution_id = execution_key(per_execution)
     try:
         with sessions.begin() as session:
-            stored = _recorded(session, wf_id, execution_id, step_key)
+            stored = _recorded(session, execution, step_key)
             if stored is not None:
                 return result_type.model_validate(stored)
             result = write(session)
             insert_row(
                 session,
                 IdempotencyRecord,
-                workflow_id=wf_id,
-                execution_id=execution_id,
+                workflow_id=execution.workflow_id,
+                execution_id=execution.run_id,
                 step_key=step_key,
                 tenant_id=tenant_id,
                 result=result.model_dump(mode="json"),
@@ -72,16 +80,18 @@ def run_once(
     except IntegrityError:
         # A concurrent attempt committed first; its result is the one that counts.
         with sessions.begin() as session:
-            stored = _recorded(session, wf_id, execution_id, step_key)
+            stored = _recorded(session, execution, step_key)
             if stored is None:
                 raise
             return result_type.model_validate(stored)
 
 
-def find_first_result(sessions: sessionmaker[Session], step_key: str) -> dict | None:
+def find_first_result(
+    sessions: sessionmaker[Session], execution: Execution, step_key: str
+) -> dict | None:
     """The recorded result of ``step_key`` in this execution, read without the write lock."""
     with reading(sessions) as session:
-        return _recorded(session, *execution_key(), step_key)
+        return _recorded(session, execution, step_key)
 
 
 # Built once: the hot path binds parameters instead of rebuilding its statements.
@@ -111,8 +121,9 @@ def execute_core(session: Session, statement, params: dict):  # noqa: ANN001, AN
     return session.connection().execute(statement, params)
 
 
-def _recorded(session: Session, wf_id: str, execution_id: str, step_key: str) -> dict | None:
-    params = {"wf_id": wf_id, "execution_id": execution_id, "step_key": step_key}
+def _recorded(session: Session, execution: Execution, step_key: str) -> dict | None:
+    params = {"wf_id": execution.workflow_id, "execution_id": execution.run_id,
+              "step_key": step_key}  # fmt: skip
     return execute_core(session, _RECORDED, params).scalar_one_or_none()
 
 
@@ -167,6 +178,75 @@ def ack(
         )
 
 
+def declare_expectations(
+    session: Session,
+    run_id: str,
+    tenant_id: str,
+    expected: Iterable[tuple[str, str, datetime | None]],
+    now: datetime,
+) -> None:
+    """Insert a run's contract at T0: one expectation per (domain, action, deadline)."""
+    rows = [
+        {"id": derive_id(run_id, "expectation", domain, action), "run_id": run_id,
+         "tenant_id": tenant_id, "domain": domain, "action": action, "deadline": deadline,
+         "created_at": now}
+        for domain, action, deadline in expected
+    ]  # fmt: skip
+    insert_rows(session, AuditExpectation, rows)
+
+
+def amend_expectations(
+    session: Session,
+    *,
+    run_id: str,
+    tenant_id: str,
+    reason: str,
+    withdraw_all_open: bool,
+    withdraw: Iterable[tuple[str, str]],
+    declare: Iterable[tuple[str, str]],
+    now: datetime,
+) -> None:
+    """Withdraw (never delete) open expectations the run will not meet — every one but
+    finalize_run with ``withdraw_all_open`` — and declare new ones, due with finalize_run."""
+    still_open = (
+        AuditExpectation.run_id == run_id,
+        AuditExpectation.acked_at.is_(None),
+        AuditExpectation.withdrawn_at.is_(None),
+    )
+    withdrawn = {"withdrawn_at": now, "withdrawn_reason": reason}
+    if withdraw_all_open:
+        session.execute(
+            update(AuditExpectation)
+            .where(*still_open, AuditExpectation.action != FINALIZE_RUN[1])
+            .values(withdrawn)
+        )
+    for domain, action in withdraw:
+        session.execute(
+            update(AuditExpectation)
+            .where(*still_open, AuditExpectation.domain == domain,
+                   AuditExpectation.action == action)
+            .values(withdrawn)
+        )  # fmt: skip
+    finalize = session.scalars(
+        select(AuditExpectation).where(
+            AuditExpectation.run_id == run_id, AuditExpectation.action == FINALIZE_RUN[1]
+        )
+    ).first()
+    deadline = finalize.deadline if finalize else None
+    for domain, action in declare:
+        session.merge(
+            AuditExpectation(
+                id=derive_id(run_id, "expectation", domain, action),
+                run_id=run_id,
+                tenant_id=tenant_id,
+                domain=domain,
+                action=action,
+                deadline=deadline,
+                created_at=now,
+            )
+        )
+
+
 def audit_entry(
     session: Session,
     *,
@@ -175,14 +255,16 @@ def audit_entry(
     event_type: str,
     entity_type: str,
     entity_id: str,
-    after_state: dict,
-    before_state: dict | None = None,
+    after_state: dict[str, Any],
+    before_state: dict[str, Any] | None = None,
     actor_id: str = "system:governed-runs",
     actor_authority: str | None = "SYSTEM_AUTO",
     source: str = "orchestrator",
 ) -> None:
-    """Append an audit-ledger entry; ``after_state`` must carry the run id when there is one.
-    Append-only and never read back in the writing transaction: inserted at once (Core)."""
+    """Append an audit-ledger entry, id ``derive_id("audit-ledger", key)``: ``key`` names
+    what makes the entry unique (a repeat that is legitimately a new entry carries its
+    time). ``after_state`` must carry the run id when there is one. Append-only and never
+    read back in the writing transaction: inserted at once (Core)."""
     insert_row(
         session,
         AuditLedgerEntry,

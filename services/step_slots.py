@@ -6,7 +6,8 @@ alive while the skill runs (``extend``), and gives it back in the transaction th
 its result (``release``). A worker that dies mid-step leaves a lease that expires after
 ``LEASE_SECONDS``. A step that finds its tenant at its limit does not wait inside the
 activity (that would hold a worker slot other tenants need): the activity returns at once
-and the workflow waits (workflows: ``RunWorkflow._execute``).
+and the workflow waits (workflows: ``RunWorkflow._execute``). The one writer of
+``step_slots``.
 """
 
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.ledger import execute_core
 from db.models import StepSlot, Tenant
+from services.ledger import execute_core
 
 LEASE_SECONDS = 30.0
 

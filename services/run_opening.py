@@ -3,27 +3,39 @@
 Every run starts here, so the statements are Core statements built once (no unit of
 work), and the run row is inserted in the state the transaction leaves it in (AUTHORIZED,
 or CREATED when denied) instead of being inserted, loaded and updated. Nothing but this
-transaction ever sees the run between its creation and its authorization.
+transaction ever sees the run between its creation and its authorization. Part of the
+runs domain: its rows are written through services.runs (the run) and services.ledger
+(the contract, the ack, the audit-ledger entries).
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
-from temporalio.exceptions import ApplicationError
+from sqlalchemy.orm import Session, sessionmaker
 
-from activities.ledger import ack, audit_entry, execute_core, insert_row, insert_rows
-from activities.policy_checks import record_policy_check, rule_state
-from activities.transitions import emit_transition_events, transition_row
-from db.models import AuditExpectation, Run, RunPhaseTransition, StopRequest, Tenant
+from db.models import Run, StopRequest, Tenant
 from db.queries.limits import runs_in_flight
 from domain import contract
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
-from domain.ids import derive_id, run_workflow_id
+from domain.ids import run_workflow_id
 from domain.messages import AuthorizeResult, OpenRunRequest, OpenRunResult
-from domain.models import RunConfig
+from domain.models import RunConfig, RunOptions
+from observability import metrics
+from services.errors import Rejected
+from services.ledger import (
+    Execution,
+    ack,
+    audit_entry,
+    declare_expectations,
+    execute_core,
+    run_once,
+    utcnow,
+)
+from services.policies import record_policy_check, rule_state
+from services.runs import emit_transition_events, insert_run, transition_row
 
 _TENANTS = Tenant.__table__
 _TENANT = select(
@@ -40,19 +52,45 @@ _STOPS = StopRequest.__table__
 _STOP_FILED = select(_STOPS.c.run_id).where(_STOPS.c.run_id == bindparam("run_id"))
 
 
-class RunIdInUse(ApplicationError):
+class RunIdInUse(Rejected):
     """Another workflow execution already opened a run with this id: a run id names one run,
-    forever. Non-retryable; the message is the same whoever holds the id."""
+    forever. The message is the same whoever holds the id."""
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
             f"run id {run_id!r} is already in use; start the run under another id",
             type="RunIdInUse",
-            non_retryable=True,
         )
 
 
 def open_run(
+    sessions: sessionmaker[Session],
+    execution: Execution,
+    req: OpenRunRequest,
+    resolve_config: Callable[[RunOptions], RunConfig],
+    max_runs_in_flight: int | None = None,
+) -> OpenRunResult:
+    """Insert the run, declare its audit expectations at T0 and authorize it, once per
+    execution; an allowed run enters AUTHORIZED in the same commit (``req.authorized``).
+    ``max_runs_in_flight``: a tenant's limit unless it has its own."""
+
+    def write(session: Session) -> OpenRunResult:
+        config = resolve_config(req.options or RunOptions())
+        opened = _write_opening(session, req, config, utcnow(), execution.run_id,
+                               max_runs_in_flight)  # fmt: skip
+        if opened.first_check_recorded:
+            first_checks.append(req.tenant_id)
+        return opened
+
+    first_checks: list[str] = []  # set when this call did the write (not a ledger replay)
+    opened = run_once(sessions, execution, "runs.open", OpenRunResult, write,
+                      tenant_id=req.tenant_id)  # fmt: skip
+    for tenant_id in first_checks:
+        metrics.record_policy_decision(tenant_id, PolicyDecision.CONTINUE)
+    return opened
+
+
+def _write_opening(
     session: Session,
     req: OpenRunRequest,
     config: RunConfig,
@@ -158,9 +196,7 @@ def _insert_run(
     """The run as this transaction leaves it, its transition rows and its expectations."""
     entered = req.authorized if auth.decision == AuthorizationDecision.ALLOWED else None
     budget = req.budget if req.budget is not None else auth.budget_limit
-    insert_row(
-        session,
-        Run,
+    row = dict(
         id=req.run_id,
         tenant_id=req.tenant_id,
         workflow_id=run_workflow_id(req.run_id),
@@ -192,29 +228,17 @@ def _insert_run(
                 entered.reason,
             )
         )
-    insert_rows(session, RunPhaseTransition, transitions)
+    insert_run(session, row, transitions)
     expectations = contract.declare(
         len(req.steps),
         now,
         timedelta(seconds=config.run_timeout_seconds),
         timedelta(seconds=config.finalize_grace_seconds),
     )
-    insert_rows(
-        session,
-        AuditExpectation,
-        [
-            {
-                "id": derive_id(req.run_id, "expectation", exp.domain, exp.action),
-                "run_id": req.run_id,
-                "tenant_id": req.tenant_id,
-                "domain": exp.domain,
-                "action": exp.action,
-                "deadline": exp.deadline,
-                "created_at": now,
-            }
-            for exp in expectations
-        ],
-    )
+    declare_expectations(
+        session, req.run_id, req.tenant_id,
+        ((exp.domain, exp.action, exp.deadline) for exp in expectations), now,
+    )  # fmt: skip
     audit_entry(
         session,
         key=f"{req.run_id}/created",

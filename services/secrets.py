@@ -1,33 +1,28 @@
-"""Operator writes on tenant secrets: set (encrypted), list (names only), delete.
+"""Tenant secrets: set (encrypted), list (names only), delete, and the ciphertexts a step
+reads (activities.secret_store decrypts them for the skill being called).
 
-A value is encrypted with the deployment's key (activities.secret_store) before it is
-written and is never returned, printed or audited; the audit ledger records who set or
-deleted which name, with a deterministic entry id (domain.ids.derive_id via audit_entry).
+A value is encrypted with the deployment's key (``box``: activities.secret_store.SecretBox)
+before it is written and is never returned, printed or audited; the audit ledger records
+who set or deleted which name, with an id derived from the tenant, the name, the event
+and its time. The one writer of ``tenant_secrets``.
 """
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.ledger import audit_entry
-from activities.secret_store import KEY_FILE_NAME, SecretBox
+from db.engine import reading
 from db.models import Tenant, TenantSecret
 from domain.ids import derive_id
 from domain.secret_refs import is_valid_name, placeholder
-from runtime.admin import AdminError
-from runtime.settings import Settings
+from services.errors import AdminError
+from services.ledger import audit_entry, utcnow
 
 
-def secret_box(settings: Settings) -> SecretBox:
-    """The deployment's key: SECRETS_KEY, else DATA_DIR/secrets.key (the worker and the
-    CLI must share one of them)."""
-    return SecretBox(settings.secrets_key, settings.data_dir / KEY_FILE_NAME)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+class Encrypts(Protocol):
+    def encrypt(self, value: str) -> str: ...
 
 
 def _checked_name(name: str) -> str:
@@ -60,7 +55,7 @@ def _audit(session: Session, tenant_id: str, name: str, event: str, actor: str,
     )
 
 
-def set_secret(sessions: sessionmaker[Session], box: SecretBox, tenant_id: str, name: str,
+def set_secret(sessions: sessionmaker[Session], box: Encrypts, tenant_id: str, name: str,
                value: str, actor: str = "operator") -> bool:  # fmt: skip
     """Store (or replace) a tenant's secret; True if it is new. The value must not be empty."""
     _checked_name(name)
@@ -69,7 +64,7 @@ def set_secret(sessions: sessionmaker[Session], box: SecretBox, tenant_id: str, 
     ciphertext = box.encrypt(value)
     with sessions.begin() as session:
         _known_tenant(session, tenant_id)
-        now = _now()
+        now = utcnow()
         secret = session.get(TenantSecret, (tenant_id, name))
         created = secret is None
         if created:
@@ -103,4 +98,18 @@ def delete_secret(sessions: sessionmaker[Session], tenant_id: str, name: str,
         if secret is None:
             raise AdminError(f"unknown secret {name!r} for tenant {tenant_id!r}")
         session.delete(secret)
-        _audit(session, tenant_id, name, "SECRET_DELETED", actor, _now())
+        _audit(session, tenant_id, name, "SECRET_DELETED", actor, utcnow())
+
+
+def ciphertexts(
+    sessions: sessionmaker[Session], tenant_id: str, names: list[str]
+) -> dict[str, str]:
+    """The stored ciphertexts of those of ``names`` the tenant has (one SELECT, no lock)."""
+    with reading(sessions) as session:
+        return dict(
+            session.execute(
+                select(TenantSecret.name, TenantSecret.ciphertext).where(
+                    TenantSecret.tenant_id == tenant_id, TenantSecret.name.in_(names)
+                )
+            ).all()
+        )

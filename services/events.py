@@ -1,12 +1,16 @@
-"""The transactional outbox writer: events go in the same transaction as their cause."""
+"""The transactional outbox: events go in the same transaction as their cause.
+
+The one writer of ``outbox_events``; the event reactor reads them after commit
+(runtime.reactor, its bookkeeping in services.deliveries).
+"""
 
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from activities.ledger import insert_row, utcnow
 from db.models import OutboxEvent
 from domain.ids import derive_id
+from services.ledger import insert_row, utcnow
 
 
 def emit(

@@ -1,0 +1,134 @@
+"""The write of a step: its trace step (a link of the hash chain), its ack, the slot it gives
+back and, when the egress policy refused its call, the EGRESS_REFUSED audit entry — in one
+transaction, once per step (the skill itself runs in activities.steps, outside it).
+
+The ledger is read before the skill runs (``first_result``), so a step whose result was
+recorded is never executed again, even if its activity completion was lost.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain import contract
+from domain.enums import AckStatus
+from domain.hashchain import step_content, step_hash, with_secrets_proof
+from domain.ids import derive_id
+from domain.messages import StepRequest, StepResult
+from services import step_slots
+from services.ledger import Execution, ack, audit_entry, find_first_result, run_once, utcnow
+from services.traces import insert_step, trace_id_for
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What running a step produced: its result (redacted), the secrets digest, and the
+    audit record of an egress refusal (redacted), if it was refused."""
+
+    result: StepResult
+    secrets_sha256: str | None = None
+    refusal: dict[str, Any] | None = None
+
+
+def step_key(index: int) -> str:
+    return f"steps.execute:{index}"
+
+
+def content_of(
+    req: StepRequest, result: StepResult, stored_input: dict[str, Any] | None = None
+) -> dict:
+    """What the step's hash covers; ``stored_input`` is the input as the trace step stores
+    it (with the secrets digest when the step used secrets)."""
+    return step_content(
+        run_id=req.run_id,
+        step_index=req.index,
+        skill=req.skill,
+        input=req.input if stored_input is None else stored_input,
+        output=result.output,
+        cost=result.cost,
+        status="OK" if result.ok else "FAILED",
+        error=result.error,
+    )
+
+
+def first_result(
+    sessions: sessionmaker[Session], execution: Execution, req: StepRequest
+) -> StepResult | None:
+    """The step's recorded result in this execution, if it has one (read without a lock)."""
+    first = find_first_result(sessions, execution, step_key(req.index))
+    return None if first is None else StepResult.model_validate(first)
+
+
+def record_step(
+    sessions: sessionmaker[Session],
+    execution: Execution,
+    req: StepRequest,
+    executed: Executed,
+    slot_id: str,
+) -> StepResult:
+    """Record what the step produced, once; returns the recorded result (with its hash
+    when the run is traced)."""
+    return run_once(
+        sessions,
+        execution,
+        step_key(req.index),
+        StepResult,
+        lambda session: _write(session, req, executed, slot_id),
+        tenant_id=req.tenant_id,
+    )
+
+
+def _write(session: Session, req: StepRequest, executed: Executed, slot_id: str) -> StepResult:
+    step_slots.release(session, slot_id)
+    result = recorded = executed.result
+    if req.traced:
+        stored_input = with_secrets_proof(req.input, executed.secrets_sha256)
+        content = content_of(req, result, stored_input)
+        digest = step_hash(req.prev_hash, content)
+        recorded = result.model_copy(update={"hash": digest})
+        step_id = derive_id(req.run_id, "trace-step", req.index)
+        insert_step(
+            session,
+            id=step_id,
+            trace_id=trace_id_for(req.run_id),
+            run_id=req.run_id,
+            step_index=req.index,
+            skill=req.skill,
+            input=stored_input,
+            output=result.output,
+            cost=result.cost,
+            status=content["status"],
+            error=result.error,
+            prev_hash=req.prev_hash,
+            hash=digest,
+            created_at=utcnow(),
+        )
+        domain, action = contract.record_step(req.index)
+        ack(
+            session,
+            run_id=req.run_id,
+            tenant_id=req.tenant_id,
+            domain=domain,
+            action=action,
+            result_id=step_id,
+            status=AckStatus.ACKED if result.ok else AckStatus.FAILED,
+            error=result.error,
+        )
+    if executed.refusal is not None:
+        _audit_refusal(session, req, executed.refusal)
+    return recorded
+
+
+def _audit_refusal(session: Session, req: StepRequest, refusal: dict[str, Any]) -> None:
+    """The prevention, with its reason, in the audit ledger (one per step: a stable key)."""
+    audit_entry(
+        session,
+        key=f"{req.run_id}/egress/{req.index}",
+        tenant_id=req.tenant_id,
+        event_type="EGRESS_REFUSED",
+        entity_type="run",
+        entity_id=req.run_id,
+        after_state={"run_id": req.run_id, "step_index": req.index, "skill": req.skill,
+                     **refusal},
+    )  # fmt: skip
