@@ -15,9 +15,9 @@ import sys
 from activities.skills.egress import quiet_http_client_logs
 from api.server import api_beside_worker
 from db.engine import DatabaseConfigError
+from events.handlers import audit_reactor
 from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
-from runtime.handlers import audit_reactor
 from runtime.process_exit import exit_process
 from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from clients.runs import start_run
 from domain.enums import Authority, PauseReason
 from domain.models import RunStatusView
-from runtime.runs_client import start_run
 from runtime.settings import Settings
 from services import rules, tenants
 

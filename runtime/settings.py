@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     max_steps_in_flight_per_tenant: int | None = Field(default=16, ge=1)
     max_signal_count: int = Field(default=10_000, ge=1)
 
-    # Reconciliation, events and alerts (runtime.schedules, runtime.reactor, runtime.handlers).
+    # Reconciliation, events and alerts (runtime.schedules, events.reactor, events.handlers).
     reconcile_interval_seconds: int = Field(default=60, ge=1)
     reconcile_page_size: int = Field(default=500, ge=1, le=5000)
     reconcile_ack_lookback_seconds: int = Field(default=3600, ge=0)

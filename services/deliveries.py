@@ -1,5 +1,5 @@
 """The event reactor's bookkeeping: a cursor per group, a delivery row per (event, handler),
-leases, and each reactor's heartbeat (the loop itself: runtime.reactor).
+leases, and each reactor's heartbeat (the loop itself: events.reactor).
 
 - ``discover``: events after the group's cursor (keyset created_at, id) get one delivery
   row per handler of their topic; a periodic sweep re-reads a window behind the cursor for
@@ -23,7 +23,7 @@ from services.ledger import utcnow
 
 
 class Routing(Protocol):
-    """Which handlers receive which topics (runtime.event_registry.Handlers)."""
+    """Which handlers receive which topics (events.registry.Handlers)."""
 
     @property
     def names(self) -> list[str]: ...

@@ -1,7 +1,7 @@
 """The transactional outbox: events go in the same transaction as their cause.
 
 The one writer of ``outbox_events``; the event reactor reads them after commit
-(runtime.reactor, its bookkeeping in services.deliveries).
+(events.reactor, its bookkeeping in services.deliveries).
 """
 
 from typing import Any

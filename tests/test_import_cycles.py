@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
-    "activities", "api", "cli", "db", "domain", "events", "observability", "runtime",
+    "activities", "api", "cli", "clients", "db", "domain", "events", "observability", "runtime",
     "services", "tools", "workflows",
 )  # fmt: skip
 TOP_MODULES = ("worker", "starter")

@@ -9,7 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("activities", "api", "cli", "events", "observability", "runtime", "services", "tools")
+PRODUCT = ("activities", "api", "cli", "clients", "events", "observability", "runtime", "services",
+           "tools")  # fmt: skip
 CORE_WRITES = {"insert", "update", "delete"}
 ROW_INSERTS = {"insert_row", "insert_rows"}
 LOADS = {"get", "get_one"}

@@ -17,16 +17,16 @@ from temporalio.client import Client
 from api.deps import UNAUTHORIZED, Caller, client_of, sessions_of, settings_of
 from api.schemas import CandidateCreate, CandidatePromote
 from api.validation import check_body
-from db.models import Candidate, Run
-from db.queries.alerts import list_alerts
-from domain.candidates import AuthorityType, PromotionResult
-from domain.models import ID_PATTERN
-from runtime.candidates_client import (
+from clients.candidates import (
     CandidateLimitError,
     Submitted,
     promote_candidate,
     submit_candidate,
 )
+from db.models import Candidate, Run
+from db.queries.alerts import list_alerts
+from domain.candidates import AuthorityType, PromotionResult
+from domain.models import ID_PATTERN
 from runtime.settings import Settings
 from services.api_keys import NoPromotionAuthority, Principal, promotion_authority_of
 from services.errors import CandidateRequestError

@@ -37,9 +37,9 @@ from api.schemas import (
     StopBody,
 )
 from api.validation import check_body, check_encoded_size
+from clients.runs import RunIdInUseError, RunRequestError, signal_run, start_run
 from db.models import Run
 from domain.models import RunStatusView
-from runtime.runs_client import RunIdInUseError, RunRequestError, signal_run, start_run
 from runtime.settings import Settings
 from services.api_keys import Principal
 

@@ -1,6 +1,6 @@
 """A tenant's promotion limits: the policies its submitters may name and the signal bound.
 
-Shared by the submission (``runtime.candidates_client``) and the workflow's load activity
+Shared by the submission (``clients.candidates``) and the workflow's load activity
 (``activities.candidates``), so both refuse the same candidates. A tenant without a row
 has no settings of its own: the operator's defaults apply.
 """

@@ -104,9 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def bench(ctx: Context, args: argparse.Namespace) -> None:
-    from runtime.bench.plot import plot
-    from runtime.bench.report import text_report
-    from runtime.bench.suite import BenchOptions, run_bench
+    from tools.bench.plot import plot
+    from tools.bench.report import text_report
+    from tools.bench.suite import BenchOptions, run_bench
 
     opts = BenchOptions(
         runs=args.runs,
@@ -135,8 +135,8 @@ async def bench(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def chaos(ctx: Context, args: argparse.Namespace) -> None:
-    from runtime.chaos.driver import ChaosOptions, run_chaos
-    from runtime.chaos.report import chaos_text
+    from tools.chaos.driver import ChaosOptions, run_chaos
+    from tools.chaos.report import chaos_text
 
     if args.database == "sqlite" and args.db_restarts:
         raise CliError("--db-restarts needs --database postgres (SQLite is a file, not a server)")

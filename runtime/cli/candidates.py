@@ -12,13 +12,13 @@ from typing import Any
 
 from temporalio.client import WorkflowFailureError
 
-from domain.candidates import HUMAN_AUTHORITIES, AuthorityType, CandidateStatus
-from runtime.candidates_client import (
+from clients.candidates import (
     list_candidates,
     promote_candidate,
     show_candidate,
     submit_candidate,
 )
+from domain.candidates import HUMAN_AUTHORITIES, AuthorityType, CandidateStatus
 from runtime.cli.context import CliError, Context, add_json_flag, output
 from services.errors import CandidateRequestError
 

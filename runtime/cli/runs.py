@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from clients.runs import RunRequestError, run_status, signal_run, start_run
 from domain.enums import Authority, PauseReason
 from runtime.cli.context import CliError, Context, add_json_flag, output
-from runtime.runs_client import RunRequestError, run_status, signal_run, start_run
 
 
 def parse_step(text: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from domain.contract import CREATE_INCIDENT, FINALIZE_RUN, START_TRACE
 from domain.ids import derive_id
 from domain.reconciler import AckRow, ExpectationRow
 from domain.reconciliation import WorkflowState, assess, event_plan
-from runtime.handlers import audit_handlers
-from runtime.reactor import Reactor, ReactorConfig
+from events.handlers import audit_handlers
+from events.reactor import Reactor, ReactorConfig
 from services.alerts import save_tenant_settings
 from services.events import emit
 from services.ledger import utcnow

@@ -14,11 +14,11 @@ from sqlalchemy import delete, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from clients.candidates import submit_candidate
 from db.models import AuditLedgerEntry, Trace, TraceStep
 from db.queries.evidence import UnknownRunError, governance_log, run_evidence, run_proof
 from domain.ids import run_workflow_id
 from domain.models import RunStatusView
-from runtime.candidates_client import submit_candidate
 from runtime.worker_factory import build_activities
 from services import tenants
 from services.control import request_stop

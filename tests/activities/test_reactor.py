@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from db.models import EventDelivery, OutboxEvent
 from db.queries.deliveries import delivery_stats, failing_deliveries
 from domain.ids import derive_id
-from runtime.event_registry import Event, HandlerContext, Handlers
-from runtime.reactor import Reactor, ReactorConfig
+from events.reactor import Reactor, ReactorConfig
+from events.registry import Event, HandlerContext, Handlers
 from services.events import emit
 from services.ledger import utcnow
 

@@ -23,9 +23,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from runtime.bench.bare import BareInput, BareResult, BareWorkflow, noop
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from runtime.worker_factory import workflow_runner
+from tools.bench.bare import BareInput, BareResult, BareWorkflow, noop
 
 OUT = ROOT / "tests" / "histories" / "bare"
 QUEUE = "record-bare"

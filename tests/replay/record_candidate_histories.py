@@ -27,11 +27,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from clients.candidates import promote_candidate, submit_candidate
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.candidates import candidate_workflow_id
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
-from runtime.candidates_client import promote_candidate, submit_candidate
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from runtime.settings import Settings
 from runtime.worker_factory import build_worker

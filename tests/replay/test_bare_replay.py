@@ -14,8 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from runtime.bench.bare import NOOP_ACTIVITY, BareInput, BareResult, BareWorkflow
 from runtime.worker_factory import workflow_runner
+from tools.bench.bare import NOOP_ACTIVITY, BareInput, BareResult, BareWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,8 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from db.engine import make_engine, make_session_factory
-from runtime.event_registry import Event, HandlerContext, Handlers
-from runtime.reactor import Reactor, ReactorConfig
+from events.reactor import Reactor, ReactorConfig
+from events.registry import Event, HandlerContext, Handlers
 
 
 def append(path: Path, line: str) -> None:

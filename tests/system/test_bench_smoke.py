@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bench.report import text_report
 from tests.process_output import ProcessOutput
+from tools.bench.report import text_report
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(150)

@@ -6,9 +6,9 @@ database is crash-restarted too). Afterwards: 0 duplicates and 0 losses.
 
 import pytest
 
-from runtime.chaos.driver import ChaosOptions, run_chaos
-from runtime.chaos.pgcluster import PostgresUnavailableError, postgres_bindir
 from runtime.settings import Settings
+from tools.chaos.driver import ChaosOptions, run_chaos
+from tools.chaos.pgcluster import PostgresUnavailableError, postgres_bindir
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from db.engine import make_engine
-from runtime.chaos.processes import WorkerProcess
+from tools.chaos.processes import WorkerProcess
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from db.models import Alert, EventDelivery, ReactorHeartbeat
 from domain.ids import derive_id
 from domain.reconciliation import TOPIC_STALE
-from runtime.handlers import AUDIT_GROUP
+from events.handlers import AUDIT_GROUP
 from services.events import emit
 from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 from tests.reconcile_support import wait_until

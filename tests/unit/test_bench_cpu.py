@@ -1,9 +1,9 @@
-"""runtime.bench.cpu reads a process's CPU time from /proc, in the clock time.process_time uses."""
+"""tools.bench.cpu reads a process's CPU time from /proc, in the clock time.process_time uses."""
 
 import os
 import time
 
-from runtime.bench.cpu import CpuUse, process_cpu_seconds
+from tools.bench.cpu import CpuUse, process_cpu_seconds
 
 
 def busy(seconds: float) -> None:

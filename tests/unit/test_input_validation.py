@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.runs_client import RunRequestError, validate_run_input
+from clients.runs import RunRequestError, validate_run_input
 
 GOOD = {"tenant_id": "acme", "steps": [{"skill": "echo", "input": {"text": "hi"}}]}
 

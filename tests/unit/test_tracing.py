@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from clients.runs import start_run
 from observability.metrics import phase_durations
 from observability.setup import ObservabilityConfigError, build, exporter_names
-from runtime.runs_client import start_run
 from runtime.temporal_client import with_interceptors
 from runtime.worker_factory import workflow_runner
 from tests.helpers import echo_steps, new_tenant, running_worker

@@ -332,7 +332,7 @@ async def test_a_stop_filed_before_the_run_opened_is_met_by_the_check_before_ste
 
 async def test_signals_after_the_run_ended_are_refused_cleanly(ts_env, ts_settings, sessions,
                                                                task_queue, run_id):  # fmt: skip
-    from runtime.runs_client import RunRequestError, signal_run
+    from clients.runs import RunRequestError, signal_run
 
     tenant = new_tenant(sessions)
     async with running_worker(ts_env.client, ts_settings, sessions, task_queue):

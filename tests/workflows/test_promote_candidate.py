@@ -17,6 +17,13 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
 from activities.candidates import CandidateActivities
+from clients.candidates import (
+    CandidateLimitError,
+    human_authority,
+    promote_candidate,
+    submit_candidate,
+    validate_submission,
+)
 from db.models import (
     AuditLedgerEntry,
     Candidate,
@@ -32,13 +39,6 @@ from domain.candidates import (
     candidate_workflow_id,
 )
 from domain.promotion import build_request, decide
-from runtime.candidates_client import (
-    CandidateLimitError,
-    human_authority,
-    promote_candidate,
-    submit_candidate,
-    validate_submission,
-)
 from runtime.worker_factory import build_activities, workflow_runner
 from services.candidates import snapshot, store_candidate
 from services.errors import CandidateRequestError

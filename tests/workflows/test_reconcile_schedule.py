@@ -11,8 +11,8 @@ from temporalio.service import RPCError
 
 from db.models import Alert, OutboxEvent, ReconciliationFinding, SuppressedAlert
 from domain.alert_fatigue import FatigueSettings
-from runtime.handlers import audit_handlers
-from runtime.reactor import Reactor, ReactorConfig
+from events.handlers import audit_handlers
+from events.reactor import Reactor, ReactorConfig
 from runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from tests.helpers import count, rows, running_worker
 from tests.reconcile_support import crash_run, run_phase, wait_overdue, wait_until

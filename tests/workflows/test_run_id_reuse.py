@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 
+from clients import runs as runs_client
 from db.models import (
     Alert,
     AuditExpectation,
@@ -27,7 +28,6 @@ from db.models import (
 from db.queries.evidence import run_proof
 from domain.enums import RunStatus, TenantStatus
 from domain.ids import run_workflow_id
-from runtime import runs_client
 from runtime.embedded_temporal import temporal_binary
 from services.tenants import update_tenant
 from tests.helpers import count as count_rows

@@ -1,6 +1,6 @@
 """BareWorkflow: k no-op activities, no governance — the baseline governed runs are compared to.
 
-Registered only by the bench worker (runtime.bench.harness). Its steps are regular
+Registered only by the bench worker (tools.bench.harness). Its steps are regular
 activities run in the same thread pool as a governed run's ``steps.execute``, so the
 difference between the two is what governance adds.
 """

@@ -1,10 +1,10 @@
 """Governed vs bare: the same number of runs, steps and concurrency on the same worker.
 
 A governed run is started exactly as the CLI and the API start one
-(runtime.runs_client.start_run: validated input, search attributes) with all
+(clients.runs.start_run: validated input, search attributes) with all
 governance on; a bare run is ``BareWorkflow`` with the same number of no-op activities.
 Each run's time is measured from the start request to its result; its start latency
-from the start request to its first step beginning to execute (runtime.bench.probe).
+from the start request to its first step beginning to execute (tools.bench.probe).
 """
 
 import asyncio
@@ -12,12 +12,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from runtime.bench.bare import BARE_WORKFLOW, BareInput, BareResult
-from runtime.bench.cpu import cpu_now
-from runtime.bench.harness import BenchEnv
-from runtime.bench.stats import BatchFigures, RunSample, figures
-from runtime.runs_client import start_run
+from clients.runs import start_run
 from services import tenants
+from tools.bench.bare import BARE_WORKFLOW, BareInput, BareResult
+from tools.bench.cpu import cpu_now
+from tools.bench.harness import BenchEnv
+from tools.bench.stats import BatchFigures, RunSample, figures
 
 GOVERNED, BARE = "governed", "bare"
 BENCH_TENANT = "bench"

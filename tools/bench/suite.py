@@ -12,18 +12,18 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runtime.bench import machine
-from runtime.bench.cpu import CpuUse
-from runtime.bench.fairness import fairness_bench
-from runtime.bench.harness import BenchEnv, bench_env, running_bench_worker
-from runtime.bench.history_profile import history_profile
-from runtime.bench.paused import paused_bench
-from runtime.bench.report import evaluate_targets
-from runtime.bench.runner import BARE, GOVERNED, run_batch, seed_tenant, warm_up
-from runtime.bench.stale_scan import drop_os_page_cache, stale_scan_bench
-from runtime.bench.stats import RunSample, figures, ratio
-from runtime.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
 from runtime.settings import Settings
+from tools.bench import machine
+from tools.bench.cpu import CpuUse
+from tools.bench.fairness import fairness_bench
+from tools.bench.harness import BenchEnv, bench_env, running_bench_worker
+from tools.bench.history_profile import history_profile
+from tools.bench.paused import paused_bench
+from tools.bench.report import evaluate_targets
+from tools.bench.runner import BARE, GOVERNED, run_batch, seed_tenant, warm_up
+from tools.bench.stale_scan import drop_os_page_cache, stale_scan_bench
+from tools.bench.stats import RunSample, figures, ratio
+from tools.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
 
 
 @dataclass

@@ -5,7 +5,7 @@ matplotlib (the ``dev`` extra) is imported only when a plot is asked for.
 
 from pathlib import Path
 
-from runtime.bench.stats import RunSample
+from tools.bench.stats import RunSample
 
 COLORS = {"governed": "#1f77b4", "bare": "#ff7f0e"}
 

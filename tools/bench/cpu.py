@@ -2,7 +2,7 @@
 the runs, and the worker) and the embedded Temporal server.
 
 When both kinds of run are CPU-bound on the same cores, their throughput ratio follows
-their CPU per run; the activity functions' own CPU (runtime.bench.probe) bounds what
+their CPU per run; the activity functions' own CPU (tools.bench.probe) bounds what
 governance could cost at the least, and so how close to the bare run it could get.
 """
 

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from runtime.bench.harness import BenchEnv, running_bench_worker
-from runtime.bench.runner import echo_steps, seed_tenant
-from runtime.bench.stats import percentile
-from runtime.runs_client import start_run
+from clients.runs import start_run
 from services import tenants
+from tools.bench.harness import BenchEnv, running_bench_worker
+from tools.bench.runner import echo_steps, seed_tenant
+from tools.bench.stats import percentile
 
 QUIET_RUNS = 5
 

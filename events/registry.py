@@ -1,4 +1,4 @@
-"""Handlers of outbox events, registered by topic with a decorator (see runtime.reactor)."""
+"""Handlers of outbox events, registered by topic with a decorator (see events.reactor)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -2,8 +2,8 @@
 
 from collections import defaultdict
 
-from runtime.bench.report import table
-from runtime.bench.stats import percentile
+from tools.bench.report import table
+from tools.bench.stats import percentile
 
 TARGETS = {"worker": 50, "server": 5, "db": 5}
 TARGET_RUNS = 500

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.chaos.processes import free_port
+from tools.chaos.processes import free_port
 
 log = logging.getLogger(__name__)
 

@@ -23,17 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from clients.runs import RunRequestError, start_run
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.ids import run_workflow_id
-from runtime.chaos.faults import DB, SERVER, WORKER, Infra
-from runtime.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
-from runtime.chaos.tracker import CompletionTracker
-from runtime.chaos.verify import verify
-from runtime.runs_client import RunRequestError, start_run
 from runtime.settings import Settings
 from runtime.temporal_client import connect
 from services import tenants
+from tools.chaos.faults import DB, SERVER, WORKER, Infra
+from tools.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
+from tools.chaos.tracker import CompletionTracker
+from tools.chaos.verify import verify
 
 CHAOS_TASK_QUEUE = "governed-runs-chaos"
 CHAOS_TENANT = "chaos"

@@ -22,14 +22,14 @@ from temporalio.worker import Worker
 
 from db import migrate
 from db.engine import make_engine, make_session_factory
-from runtime.bench.bare import BareWorkflow, noop
-from runtime.bench.probe import ActivityProbe
-from runtime.chaos.processes import free_port
 from runtime.embedded_temporal import EmbeddedTemporal
 from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.settings import Settings
 from runtime.temporal_client import connect_when_ready, ensure_search_attributes
 from runtime.worker_factory import WORKFLOWS, build_activities, workflow_runner
+from tools.bench.bare import BareWorkflow, noop
+from tools.bench.probe import ActivityProbe
+from tools.chaos.processes import free_port
 
 BENCH_TASK_QUEUE = "governed-runs-bench"
 

@@ -1,6 +1,6 @@
 """Worker memory while N runs are paused at once, and the time to resume them all.
 
-The worker is the real ``python worker.py`` in a subprocess (runtime.chaos.processes),
+The worker is the real ``python worker.py`` in a subprocess (tools.chaos.processes),
 so /proc/<pid>/status gives its RSS alone. Each run is started with a ``pause`` signal
 (signal-with-start, as the demo does): it authorizes, starts its trace, then pauses
 before its first step. When every run has its pause record, all are resumed; the clock
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from clients.runs import start_run
 from db.models import PauseRecord, Run
 from domain.ids import run_workflow_id
-from runtime.bench.harness import BenchEnv
-from runtime.bench.runner import echo_steps, seed_tenant
-from runtime.chaos.processes import WorkerProcess
-from runtime.runs_client import start_run
+from tools.bench.harness import BenchEnv
+from tools.bench.runner import echo_steps, seed_tenant
+from tools.chaos.processes import WorkerProcess
 
 PAUSED_TASK_QUEUE = "governed-runs-paused"
 ACTOR = {"id": "bench", "authority": "TENANT_ADMIN"}

@@ -4,7 +4,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from runtime.bench.cpu import CpuUse
+from tools.bench.cpu import CpuUse
 
 
 def percentile(values: Sequence[float], q: float) -> float:

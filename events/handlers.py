@@ -19,8 +19,8 @@ from domain import reconciliation as rc
 from domain.alert_fatigue import AlertType, FatigueSettings
 from domain.enums import Severity
 from domain.reconciler import reconcile
-from runtime.event_registry import Event, HandlerContext, Handlers
-from runtime.reactor import Reactor, ReactorConfig
+from events.reactor import Reactor, ReactorConfig
+from events.registry import Event, HandlerContext, Handlers
 from runtime.settings import Settings
 from services.alerts import AlertSpec, raise_alert
 from services.audit import load_contract

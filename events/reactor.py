@@ -32,8 +32,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import OutboxEvent
+from events.registry import Event, HandlerContext, Handlers
 from observability import metrics
-from runtime.event_registry import Event, HandlerContext, Handlers
 from runtime.settings import Settings
 from services import deliveries
 from services.ledger import utcnow

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.chaos.pgcluster import PrivatePostgres
-from runtime.chaos.processes import WorkerProcess, free_port
 from runtime.embedded_temporal import EmbeddedTemporal
+from tools.chaos.pgcluster import PrivatePostgres
+from tools.chaos.processes import WorkerProcess, free_port
 
 WORKER, SERVER, DB = "worker", "server", "db"
 

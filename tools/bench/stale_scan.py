@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from db.engine import make_engine
 from db.models import AuditExpectation
 from db.queries.stale import overdue_page, overdue_statement
-from runtime.bench.stats import percentile
+from tools.bench.stats import percentile
 
 PARTIAL_INDEX = "ix_audit_expectations_open_deadline"
 RUNS_EVERY = 12  # expectations per run: about what an 8-step run declares

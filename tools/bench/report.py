@@ -5,7 +5,7 @@ Targets are printed beside the measured values; they are never asserted by a tes
 
 import math
 
-from runtime.bench.machine import describe_text
+from tools.bench.machine import describe_text
 
 GOVERNED, BARE = "governed", "bare"
 
