@@ -40,7 +40,6 @@ class OrchestrationFailure(Exception):
         self.kind = kind
 
 
-
 def _activity_failure(exc: ActivityError) -> OrchestrationFailure:
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
