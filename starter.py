@@ -1,6 +1,5 @@
 """The operator CLI of governed-runs. `python starter.py --help` lists the commands."""
 
-
 from runtime.cli import admin, apikeys, bench, candidates, inspect, reconcile, runs
 from runtime.cli.main import main
 from runtime.process_exit import exit_process

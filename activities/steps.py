@@ -14,6 +14,7 @@ skill returns is redacted before it is stored or returned, and the trace step's 
 covers the digest of the values sent (domain.secret_refs, domain.hashchain).
 """
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, CancelledError
 
 from activities.execution import current_execution
 from activities.secret_store import SecretBox, load_secrets
@@ -44,6 +45,8 @@ HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
 # The slot lease (services.step_slots.LEASE_SECONDS) is renewed every 4th heartbeat.
 SLOT_EXTEND_EVERY_BEATS = 4
 WAITING_FOR_SLOT = StepResult(ok=False, output={}, cost=Decimal(0), waiting_for_slot=True)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,14 @@ class StepActivities:
     def _failure(exc: SkillError, secrets: StepSecrets) -> Executed:
         message = secrets.redact(str(exc))
         if exc.retryable and activity.info().attempt < MAX_ATTEMPTS:
-            raise SkillError(message, retryable=True) from None
+            # An expected failure (an endpoint down, a timeout): one line, not the chained
+            # traceback Temporal logs for an activity failure (BENIGN: logged at DEBUG).
+            info = activity.info()
+            log.warning("step %s attempt %d failed, retrying: %s",
+                        info.activity_id, info.attempt, message)  # fmt: skip
+            raise ApplicationError(
+                message, type="SkillError", category=ApplicationErrorCategory.BENIGN
+            ) from None
         refusal = None
         if isinstance(exc, EgressRefused):
             target = exc.target.to_dict() if exc.target is not None else None

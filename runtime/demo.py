@@ -8,7 +8,9 @@ can be seen in the Web UI and resumed from the CLI.
 
 import asyncio
 import logging
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +57,16 @@ def scenario(tag: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def interpreter() -> str:
+    """The Python that runs this process, as an operator would type it: relative to the
+    current directory when inside it (``.venv/bin/python``), else absolute."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
 async def run_demo_with(
     client: Client, sessions: sessionmaker[Session], settings: Settings
 ) -> dict[str, str]:
@@ -83,7 +95,7 @@ async def run_demo_with(
         await asyncio.sleep(0.1)
     results["paused"] = (
         f"run {paused_id}: {view.phase} {view.status} — see it in the Web UI, then "
-        f"`python starter.py resume {paused_id}`"
+        f"`{interpreter()} starter.py resume {paused_id}`"
     )
     return results
 

@@ -6,6 +6,7 @@ issue 300). Once everything is flushed and closed, the entry points skip interpr
 teardown instead: nothing is left to clean up by then.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -13,6 +14,7 @@ import sys
 
 def exit_process(code: int) -> None:
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError):  # the reader of a pipe has gone
+            stream.flush()
     os._exit(code)

@@ -9,13 +9,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.enums import ObservabilityMode, PauseTimeoutBehavior
 from domain.models import RunConfig, RunOptions
 
+# No Path.resolve() at import: the workflow sandbox re-imports this module and refuses it
+# (a module's __file__ is absolute already).
+CHECKOUT_DATA_DIR = Path(__file__).parent.parent / "data"
+
 
 class Settings(BaseSettings):
     """Every knob of governed-runs, read from the environment (and ``.env``)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    data_dir: Path = Path("data")
+    # The checkout's data/ (not the current directory's): a CLI started from elsewhere
+    # finds the worker's database instead of creating an empty one.
+    data_dir: Path = CHECKOUT_DATA_DIR
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in DATA_DIR"
     )

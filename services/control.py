@@ -200,6 +200,8 @@ def request_stop(sessions: sessionmaker[Session], run_id: str, reason: str,
         run = session.get(Run, run_id)
         if run is None:
             raise AdminError(f"unknown run {run_id!r}")
+        if run.phase in ("COMPLETED", "FAILED"):
+            raise AdminError(f"run {run_id} has ended ({run.phase}); cannot request a stop")
         if session.get(StopRequest, run_id) is not None:
             return
         session.add(StopRequest(run_id=run_id, tenant_id=run.tenant_id, requested_by=actor,

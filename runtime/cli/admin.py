@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.enums import PolicyOutcome, RuleKind, TenantStatus
 from domain.promotion import FROZEN_POLICY_IDS
-from runtime.cli.context import CliError, Context, add_json_flag, output
+from runtime.cli.context import CliError, Context, add_json_flag, output, tenant_hint
 from services import control, rules, tenants
 from services.errors import AdminError
 
@@ -148,7 +148,7 @@ def _guard(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     try:
         return fn(*args, **kwargs)
     except AdminError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(tenant_hint(str(exc))) from None
 
 
 async def tenant_add(ctx: Context, args: argparse.Namespace) -> None:
@@ -158,7 +158,7 @@ async def tenant_add(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def tenant_list(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, tenants.list_tenants(ctx.sessions), lambda ts: "\n".join(
+    output(args, tenants.list_tenants(ctx.existing_sessions), lambda ts: "\n".join(
         f"{t['id']}: {t['status']} budget={t['budget_limit']} skills={t['allowed_skills'] or 'all'}"
         f"{_promotion_brief(t)}" for t in ts) or "no tenants")  # fmt: skip
 
@@ -233,7 +233,7 @@ async def policy_add(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def policy_list(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, rules.list_rules(ctx.sessions, args.tenant), lambda rs: "\n".join(
+    output(args, rules.list_rules(ctx.existing_sessions, args.tenant), lambda rs: "\n".join(
         f"{r['tenant_id']}/{r['name']}: {r['kind']} {json.dumps(r['params'])} -> {r['outcome']}"
         f" {'enabled' if r['enabled'] else 'disabled'} v{r['version']}" for r in rs)
         or "no rules")  # fmt: skip

@@ -4,7 +4,7 @@ import argparse
 
 from domain.candidates import HUMAN_AUTHORITIES
 from domain.enums import Authority
-from runtime.cli.context import CliError, Context, add_json_flag, output
+from runtime.cli.context import CliError, Context, add_json_flag, output, tenant_hint
 from services import api_keys
 from services.errors import ApiKeyError
 
@@ -40,7 +40,7 @@ async def create(ctx: Context, args: argparse.Namespace) -> None:
             promotion_authority=args.promotion_authority,
         )  # fmt: skip
     except ApiKeyError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(tenant_hint(str(exc))) from None
     data = {"key_id": key_id, "tenant_id": args.tenant_id, "authority": args.authority,
             "promotion_authority": args.promotion_authority, "key": key}  # fmt: skip
     output(args, data, lambda d: (
@@ -55,7 +55,7 @@ def _promotes_as(key: dict) -> str:
 
 
 async def list_keys(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, api_keys.list_keys(ctx.sessions, args.tenant), lambda ks: "\n".join(
+    output(args, api_keys.list_keys(ctx.existing_sessions, args.tenant), lambda ks: "\n".join(
         f"{k['id']} {k['prefix']}... tenant={k['tenant_id']} {k['authority']}{_promotes_as(k)}"
         f" {k['name']}"
         f"{' REVOKED' if k['revoked'] else ''}" for k in ks) or "no api keys")  # fmt: skip

@@ -140,14 +140,14 @@ def _show_text(v: dict[str, Any]) -> str:
 
 async def show(ctx: Context, args: argparse.Namespace) -> None:
     try:
-        view = show_candidate(ctx.sessions, args.candidate_id)
+        view = show_candidate(ctx.existing_sessions, args.candidate_id)
     except CandidateRequestError as exc:
         raise CliError(str(exc)) from None
     output(args, view, _show_text)
 
 
 async def list_(ctx: Context, args: argparse.Namespace) -> None:
-    views = [v.model_dump(mode="json") for v in list_candidates(ctx.sessions, args.status)]
+    views = [v.model_dump(mode="json") for v in list_candidates(ctx.existing_sessions, args.status)]
     output(args, views, lambda vs: "\n".join(
         f"{v['candidate_id']}: {v['status']} {v['severity']} {v['service']} "
         f"policy {v['policy'] or '(none)'} incident {v['incident_id'] or '-'}" for v in vs)

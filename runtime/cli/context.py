@@ -1,14 +1,16 @@
 """What a CLI command gets: settings, and lazily a database session factory and a client."""
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
@@ -31,7 +33,18 @@ class Context:
 
     @property
     def sessions(self) -> sessionmaker[Session]:
+        """Sessions of the database, created and migrated if need be (write commands)."""
+        return self._sessions(create=True)
+
+    @property
+    def existing_sessions(self) -> sessionmaker[Session]:
+        """Sessions of a database that exists (read commands never create one)."""
+        return self._sessions(create=False)
+
+    def _sessions(self, *, create: bool) -> sessionmaker[Session]:
         if self._engine is None:
+            if not create:
+                require_database(self.settings)
             self._engine = open_database(self.settings)
             self.closers.append(self._engine.dispose)
         return make_session_factory(self._engine)
@@ -45,6 +58,26 @@ class Context:
     def close(self) -> None:
         for close in reversed(self.closers):
             close()
+
+
+def require_database(settings: Settings) -> None:
+    """Refuse, rather than create, a SQLite database that is not there."""
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if not Path(url.database).exists():
+        raise CliError(
+            f"no database at {url.database}: start the worker first (make run), "
+            "or set DATABASE_URL / DATA_DIR"
+        )
+
+
+def tenant_hint(message: str) -> str:
+    """An unknown-tenant refusal, with how to create the tenant."""
+    match = re.fullmatch(r"unknown tenant '([^']*)'", message)
+    if match is None:
+        return message
+    return f"{message} (create it: starter.py tenant add {match.group(1)})"
 
 
 def _default(value: Any) -> Any:

@@ -11,7 +11,7 @@ a JSON object {"scheme", "host", "port"}; the list given replaces the tenant's l
 
 import argparse
 
-from runtime.cli.context import CliError, Context, add_json_flag, output
+from runtime.cli.context import CliError, Context, add_json_flag, output, tenant_hint
 from services import tenants
 from services.errors import AdminError
 
@@ -57,6 +57,6 @@ async def tenant_egress(ctx: Context, args: argparse.Namespace) -> None:
         else:
             rules = tenants.get_egress_allow(ctx.sessions, args.tenant_id)
     except AdminError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(tenant_hint(str(exc))) from None
     output(args, {"tenant_id": args.tenant_id, "egress_allow": rules},
            lambda d: _text(d["tenant_id"], d["egress_allow"]))  # fmt: skip

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read(ctx: Context, query: Callable[..., Any], run_id: str) -> Any:
-    with ctx.sessions() as session:
+    with ctx.existing_sessions() as session:
         try:
             return query(session, run_id)
         except UnknownRunError as exc:
@@ -115,7 +115,10 @@ async def evidence(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def proof(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, _read(ctx, run_proof, args.run_id), proof_text)
+    proved = _read(ctx, run_proof, args.run_id)
+    output(args, proved, proof_text)
+    if proved.status == "FAILED":
+        raise CliError(f"run {args.run_id}: proof FAILED at step {proved.failed_step}")
 
 
 async def governance(ctx: Context, args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from types import ModuleType
 
@@ -19,6 +20,12 @@ from runtime.settings import Settings
 # Registered after the caller's modules (``tenant egress`` extends runtime.cli.admin's
 # ``tenant``), unless the caller lists them itself.
 SECURITY_MODULES: list[ModuleType] = [secrets, egress]
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what the closed pipe refused is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def build_parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
@@ -57,6 +64,9 @@ def main(modules: list[ModuleType], argv: list[str] | None = None) -> int:
         return 1
     except RPCError as exc:
         print(f"error: Temporal refused the request: {exc.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `starter.py ... --json | head`: the reader has gone
+        silence_stdout()
         return 1
     finally:
         ctx.close()

@@ -111,7 +111,7 @@ async def reconcile(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def findings(ctx: Context, args: argparse.Namespace) -> None:
-    with ctx.sessions() as session:
+    with ctx.existing_sessions() as session:
         rows = list_findings(session, args.tenant, args.run_id, args.limit)
 
     def text(rs: list[dict]) -> str:
@@ -126,7 +126,7 @@ async def findings(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def alerts(ctx: Context, args: argparse.Namespace) -> None:
-    with ctx.sessions() as session:
+    with ctx.existing_sessions() as session:
         reader = list_suppressed if args.suppressed else list_alerts
         rows = reader(session, args.tenant, args.limit)
 
@@ -169,7 +169,7 @@ async def events(ctx: Context, args: argparse.Namespace) -> None:
         seconds=settings.reactor_heartbeat_interval_seconds
         * settings.reactor_heartbeat_miss_threshold
     )
-    with ctx.sessions() as session:
+    with ctx.existing_sessions() as session:
         stats = delivery_stats(session, utcnow(), timedelta(seconds=args.window), max_age)
         stats["failing"] = failing_deliveries(session, 20)
 

@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from clients.runs import RunRequestError, run_status, signal_run, start_run
-from domain.enums import Authority, PauseReason
-from runtime.cli.context import CliError, Context, add_json_flag, output
+from domain.enums import Authority, PauseReason, Phase
+from domain.models import RunStatusView
+from runtime.cli.context import CliError, Context, add_json_flag, output, tenant_hint
+from services import tenants
+from services.errors import AdminError
 
 
 def parse_step(text: str) -> dict[str, Any]:
@@ -78,10 +81,23 @@ def build_payload(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
+def require_tenant(ctx: Context, tenant_id: Any) -> None:
+    """Refuse a run of an unknown tenant before anything is started."""
+    if not isinstance(tenant_id, str):
+        return  # validation names the field
+    with ctx.existing_sessions() as session:
+        try:
+            tenants.tenant_of(session, tenant_id)
+        except AdminError as exc:
+            raise CliError(tenant_hint(str(exc))) from None
+
+
 async def start(ctx: Context, args: argparse.Namespace) -> None:
+    payload = build_payload(args)
+    require_tenant(ctx, payload.get("tenant_id"))
     client = await ctx.client()
     try:
-        handle = await start_run(client, ctx.settings.task_queue, build_payload(args))
+        handle = await start_run(client, ctx.settings.task_queue, payload)
     except RunRequestError as exc:
         raise CliError(str(exc)) from None
     run_id = handle.id.removeprefix("run-")
@@ -92,6 +108,8 @@ async def start(ctx: Context, args: argparse.Namespace) -> None:
         return
     result = await handle.result()
     output(args, result, lambda r: f"run {run_id}: {r['phase']} {r['status']} {r['reason'] or ''}")
+    if result.phase != Phase.COMPLETED:
+        raise CliError(f"run {run_id} ended {result.phase} {result.status}: {result.reason}")
 
 
 async def status(ctx: Context, args: argparse.Namespace) -> None:
@@ -123,11 +141,27 @@ async def control(ctx: Context, args: argparse.Namespace) -> None:
     payload: dict[str, Any] = {"actor": actor}
     if args.signal in ("pause", "stop"):
         payload["reason"] = args.reason
+    client = await ctx.client()
+    refusal = None
     try:
-        await signal_run(await ctx.client(), args.run_id, args.signal, payload)
+        if args.signal == "resume":
+            refusal = resume_refusal(await run_status(client, args.run_id), args.authority)
+        await signal_run(client, args.run_id, args.signal, payload)
     except RunRequestError as exc:
         raise CliError(str(exc)) from None
     print(f"sent {args.signal} to run {args.run_id}")
+    if refusal is not None:  # sent all the same: the run refuses it and audits the refusal
+        raise CliError(f"run {args.run_id} refuses the resume: {refusal}")
+
+
+def resume_refusal(view: RunStatusView, authority: str) -> str | None:
+    """Why the run will refuse a resume from ``authority`` (as the HTTP API checks it)."""
+    if view.pause is None:
+        return None
+    if authority not in view.pause.resumable_by:
+        allowed = ", ".join(view.pause.resumable_by)
+        return f"{authority} may not resume a {view.pause.reason} pause (allowed: {allowed})"
+    return None
 
 
 async def demo(ctx: Context, args: argparse.Namespace) -> None:

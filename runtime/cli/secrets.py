@@ -12,7 +12,7 @@ import getpass
 import sys
 
 from activities.secret_store import SecretBox, SecretKeyError
-from runtime.cli.context import CliError, Context, add_json_flag, output
+from runtime.cli.context import CliError, Context, add_json_flag, output, tenant_hint
 from services import secrets
 from services.errors import AdminError
 
@@ -47,7 +47,7 @@ def _guard(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     try:
         return fn(*args, **kwargs)
     except (AdminError, SecretKeyError) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(tenant_hint(str(exc))) from None
 
 
 async def set_secret(ctx: Context, args: argparse.Namespace) -> None:
@@ -59,7 +59,7 @@ async def set_secret(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def list_secrets(ctx: Context, args: argparse.Namespace) -> None:
-    listed = _guard(secrets.list_secrets, ctx.sessions, args.tenant_id)
+    listed = _guard(secrets.list_secrets, ctx.existing_sessions, args.tenant_id)
     output(args, listed, lambda ss: "\n".join(
         f"{s['name']}  {s['reference']}  updated {s['updated_at']:%Y-%m-%d %H:%M:%S}"
         for s in ss) or f"no secrets for tenant {args.tenant_id}")  # fmt: skip

@@ -589,7 +589,8 @@ async def test_cli_tenant_set_promotion_bounds_cli_submissions(
         code, _, err = await cli("tenant", "set-promotion", tenant, *argv)
         assert code == 1 and needle in err, err
     code, _, err = await cli("tenant", "set-promotion", "no-such-tenant", "--policies", "all")
-    assert (code, err) == (1, "error: unknown tenant 'no-such-tenant'\n")
+    assert (code, err) == (1, "error: unknown tenant 'no-such-tenant' "
+                              "(create it: starter.py tenant add no-such-tenant)\n")  # fmt: skip
     code, out, _ = await cli("tenant", "set-promotion", tenant, "--policies", "all",
                              "--max-signal-count", "default", "--json")  # fmt: skip
     assert json.loads(out) == {"promotion_policies": None, "max_signal_count": None}

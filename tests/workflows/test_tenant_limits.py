@@ -98,7 +98,8 @@ async def test_cli_tenant_set_limits_is_audited_and_refuses_bad_values(
     code, _, err = await asyncio.to_thread(
         cli, "tenant", "set-limits", "nobody", "--runs-in-flight", "1"
     )
-    assert (code, err) == (1, "error: unknown tenant 'nobody'\n")
+    hint = "(create it: starter.py tenant add nobody)"
+    assert (code, err) == (1, f"error: unknown tenant 'nobody' {hint}\n")
     code, out, _ = await asyncio.to_thread(
         cli, "tenant", "set-limits", tenant, "--runs-in-flight", "default", "--json"
     )
