@@ -9,6 +9,7 @@ id derived from the tenant, the states and the time of the change. The one write
 ``tenants``.
 """
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -183,18 +184,9 @@ def set_promotion_settings(sessions: sessionmaker[Session], tenant_id: str, *,
         policies = _policy_ids(policies)
     if isinstance(max_signal_count, int):
         max_signal_count = _signal_bound(max_signal_count)
-    with sessions.begin() as session:
-        tenant = tenant_of(session, tenant_id)
-        before = promotion_view(tenant)
-        if policies is not KEEP:
-            tenant.promotion_policies = policies
-        if max_signal_count is not KEEP:
-            tenant.max_signal_count = max_signal_count
-        tenant.updated_at = utcnow()
-        after = promotion_view(tenant)
-        _audit_change(session, tenant, "TENANT_PROMOTION_SETTINGS_UPDATED", "tenant-promotion",
-                      actor, before, after)  # fmt: skip
-        return after
+    changes = {"promotion_policies": policies, "max_signal_count": max_signal_count}
+    return _change_settings(sessions, tenant_id, promotion_view, changes, actor,
+                            "TENANT_PROMOTION_SETTINGS_UPDATED", "tenant-promotion")  # fmt: skip
 
 
 def flight_view(t: Tenant) -> dict[str, Any]:
@@ -216,17 +208,25 @@ def set_flight_limits(sessions: sessionmaker[Session], tenant_id: str, *,
     for name, value in (("runs in flight", runs), ("steps in flight", steps)):
         if isinstance(value, int) and not 1 <= value <= INT32_MAX:
             raise AdminError(f"{name}: must be between 1 and {INT32_MAX}, got {value}")
+    changes = {"max_runs_in_flight": runs, "max_steps_in_flight": steps}
+    return _change_settings(sessions, tenant_id, flight_view, changes, actor,
+                            "TENANT_FLIGHT_LIMITS_UPDATED", "tenant-flight-limits")  # fmt: skip
+
+
+def _change_settings(sessions: sessionmaker[Session], tenant_id: str,
+                     view: Callable[[Tenant], dict[str, Any]], changes: dict[str, Any],
+                     actor: str, event: str, key: str) -> dict[str, Any]:  # fmt: skip
+    """Set the tenant's columns named in ``changes`` (a KEEP value leaves its column as it
+    is) and audit the change with the ``view`` before and after; returns the view after."""
     with sessions.begin() as session:
         tenant = tenant_of(session, tenant_id)
-        before = flight_view(tenant)
-        if runs is not KEEP:
-            tenant.max_runs_in_flight = runs
-        if steps is not KEEP:
-            tenant.max_steps_in_flight = steps
+        before = view(tenant)
+        for column, value in changes.items():
+            if value is not KEEP:
+                setattr(tenant, column, value)
         tenant.updated_at = utcnow()
-        after = flight_view(tenant)
-        _audit_change(session, tenant, "TENANT_FLIGHT_LIMITS_UPDATED", "tenant-flight-limits",
-                      actor, before, after)  # fmt: skip
+        after = view(tenant)
+        _audit_change(session, tenant, event, key, actor, before, after)
         return after
 
 
