@@ -46,7 +46,7 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
         )
         async with worker, api_beside_worker(settings, stack.sessions, client):
             if demo:
-                from runtime.demo import run_demo
+                from cli.demo import run_demo
 
                 asyncio.create_task(run_demo(stack, settings))
             if settings.reconcile_schedule_enabled:

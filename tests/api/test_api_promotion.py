@@ -255,14 +255,13 @@ async def test_cli_apikey_create_sets_the_promotion_authority(
     settings, sessions, monkeypatch, capsys, tenant_keys
 ):
     """`starter.py apikey create T --authority TENANT_ADMIN --promotion-authority ON_CALL_SRE`."""
-    from runtime.cli.main import main
-    from starter import COMMAND_MODULES
+    from cli.main import main
 
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     tenant = tenant_keys().tenant
 
     async def cli(*argv: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, COMMAND_MODULES, list(argv))
+        code = await asyncio.to_thread(main, list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

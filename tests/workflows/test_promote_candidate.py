@@ -400,8 +400,7 @@ async def test_cli_submit_promote_show_list(
     dev_env, settings, sessions, task_queue, monkeypatch, capsys, tmp_path
 ):
     """starter.py candidate ... end to end (each command runs its own event loop)."""
-    from runtime.cli.main import main
-    from starter import COMMAND_MODULES
+    from cli.main import main
 
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
@@ -412,7 +411,7 @@ async def test_cli_submit_promote_show_list(
     path.write_text(json.dumps(payload))
 
     async def cli(*argv: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, COMMAND_MODULES, list(argv))
+        code = await asyncio.to_thread(main, list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -541,8 +540,7 @@ async def test_a_tightened_signal_bound_fails_a_manual_promotion_closed(
 async def test_cli_tenant_set_promotion_bounds_cli_submissions(
     dev_env, settings, sessions, task_queue, monkeypatch, capsys, tmp_path
 ):
-    from runtime.cli.main import main
-    from starter import COMMAND_MODULES
+    from cli.main import main
 
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
@@ -550,7 +548,7 @@ async def test_cli_tenant_set_promotion_bounds_cli_submissions(
     tenant = new_tenant(sessions)
 
     async def cli(*argv: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, COMMAND_MODULES, list(argv))
+        code = await asyncio.to_thread(main, list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

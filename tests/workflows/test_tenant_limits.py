@@ -65,15 +65,14 @@ async def test_a_tenant_at_its_runs_in_flight_limit_is_refused_at_open(
 async def test_cli_tenant_set_limits_is_audited_and_refuses_bad_values(
     dev_env, settings, sessions, monkeypatch, capsys
 ):
-    from runtime.cli.main import main
-    from starter import COMMAND_MODULES
+    from cli.main import main
 
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     tenant = new_tenant(sessions)
 
     def cli(*argv: str) -> tuple[int, str, str]:
-        code = main(COMMAND_MODULES, list(argv))
+        code = main(list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -1,25 +1,32 @@
-"""Entry point of starter.py: parse, dispatch, turn every refusal into one line + exit code."""
+"""Entry point of starter.py: parse, run, turn every refusal into one line + exit code."""
 
-import argparse
 import asyncio
 import logging
 import os
 import sys
-from types import ModuleType
 
+import typer
 from pydantic import ValidationError
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
+from cli import admin, apikeys, bench, candidates, inspect, reconcile, runs, secrets, tenant
+from cli.context import CliError, Context
 from db.engine import DatabaseConfigError
-from runtime.cli import egress, secrets
-from runtime.cli.context import CliError, Context
 from runtime.embedded_temporal import TemporalConfigError
 from runtime.settings import Settings
 
-# Registered after the caller's modules (``tenant egress`` extends runtime.cli.admin's
-# ``tenant``), unless the caller lists them itself.
-SECURITY_MODULES: list[ModuleType] = [secrets, egress]
+app = typer.Typer(
+    help="Operate governed-runs: start, control and inspect runs.",
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# In the order of `starter.py --help`; a module's unnamed Typer adds its commands here.
+for group in (runs.app, tenant.app, admin.policy, admin.app, candidates.app, inspect.app,
+              apikeys.app, reconcile.app, bench.app, secrets.app):  # fmt: skip
+    app.add_typer(group)
 
 
 def silence_stdout() -> None:
@@ -28,19 +35,14 @@ def silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def build_parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="starter.py", description="Operate governed-runs: start, control and inspect runs."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in [*modules, *(m for m in SECURITY_MODULES if m not in modules)]:
-        module.register(sub)
-    return parser
-
-
-def main(modules: list[ModuleType], argv: list[str] | None = None) -> int:
-    parser = build_parser(modules)
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    try:
+        job = app(args=argv, prog_name="starter.py", standalone_mode=False)
+    except typer.TyperException as exc:  # a usage error: the usage line and why, exit 2
+        exc.show()
+        return exc.exit_code
+    if not callable(job):  # --help: typer printed it
+        return job
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
         ctx = Context(Settings())
@@ -51,7 +53,7 @@ def main(modules: list[ModuleType], argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        asyncio.run(args.handler(ctx, args))
+        asyncio.run(job(ctx))
         return 0
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)

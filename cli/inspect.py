@@ -1,23 +1,16 @@
 """Inspect commands: a run's evidence, the proof of its trace, its governance log."""
 
-import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+
+from cli.context import CliError, Context, Json, command, output
 from db.queries.evidence import UnknownRunError, governance_log, run_evidence, run_proof
-from runtime.cli.context import CliError, Context, add_json_flag, output
 
+app = typer.Typer()
 
-def register(sub: argparse._SubParsersAction) -> None:
-    for name, helptext, handler in (
-        ("evidence", "incidents, policy outcomes, limit breaches and decisions of a run", evidence),
-        ("proof", "verify a run's trace hash chain (VERIFIED / FAILED / UNSUPPORTED)", proof),
-        ("governance", "the audit-ledger entries of a run, in order", governance),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("run_id")
-        add_json_flag(p)
-        p.set_defaults(handler=handler)
+RunId = Annotated[str, typer.Argument()]
 
 
 def _read(ctx: Context, query: Callable[..., Any], run_id: str) -> Any:
@@ -110,16 +103,19 @@ def governance_text(g: dict) -> str:
     return "\n".join(lines)
 
 
-async def evidence(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, _read(ctx, run_evidence, args.run_id), evidence_text)
+@command(app, "evidence", help="incidents, policy outcomes, limit breaches and decisions of a run")
+async def evidence(ctx: Context, run_id: RunId, as_json: Json = False) -> None:
+    output(as_json, _read(ctx, run_evidence, run_id), evidence_text)
 
 
-async def proof(ctx: Context, args: argparse.Namespace) -> None:
-    proved = _read(ctx, run_proof, args.run_id)
-    output(args, proved, proof_text)
+@command(app, "proof", help="verify a run's trace hash chain (VERIFIED / FAILED / UNSUPPORTED)")
+async def proof(ctx: Context, run_id: RunId, as_json: Json = False) -> None:
+    proved = _read(ctx, run_proof, run_id)
+    output(as_json, proved, proof_text)
     if proved.status == "FAILED":
-        raise CliError(f"run {args.run_id}: proof FAILED at step {proved.failed_step}")
+        raise CliError(f"run {run_id}: proof FAILED at step {proved.failed_step}")
 
 
-async def governance(ctx: Context, args: argparse.Namespace) -> None:
-    output(args, _read(ctx, governance_log, args.run_id), governance_text)
+@command(app, "governance", help="the audit-ledger entries of a run, in order")
+async def governance(ctx: Context, run_id: RunId, as_json: Json = False) -> None:
+    output(as_json, _read(ctx, governance_log, run_id), governance_text)

@@ -1,66 +1,32 @@
 """Reconciliation and alert commands: reconcile, findings, alerts, alert-settings, events."""
 
-import argparse
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+import typer
+
+from cli.context import CliError, Context, Json, command, exclusive, output
 from db.queries.alerts import list_alerts, list_findings, list_suppressed
 from db.queries.deliveries import delivery_stats, failing_deliveries
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
-from runtime.cli.context import CliError, Context, add_json_flag, output
 from runtime.schedules import RECONCILE_SCHEDULE_ID
 from services.alerts import save_tenant_settings
 from services.ledger import utcnow
 
+app = typer.Typer()
 
-def cooldown(text: str) -> tuple[str, int]:
+
+def parse_cooldown(text: str) -> tuple[str, int]:
     domain, _, seconds = text.partition("=")
     if not domain or not seconds.isdigit():
-        raise argparse.ArgumentTypeError(f"--cooldown {text!r}: expected DOMAIN=SECONDS")
+        raise typer.BadParameter(f"--cooldown {text!r}: expected DOMAIN=SECONDS")
     return domain, int(seconds)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reconcile", help="reconcile now (needs a worker) and print the findings")
-    p.add_argument(
-        "--trigger",
-        action="store_true",
-        help=f"trigger the schedule {RECONCILE_SCHEDULE_ID} instead of running once and waiting",
-    )
-    p.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
-    add_json_flag(p)
-    p.set_defaults(handler=reconcile)
-
-    p = sub.add_parser("findings", help="reconciliation findings, newest first")
-    p.add_argument("--tenant", help="only this tenant")
-    p.add_argument("--run", dest="run_id", help="only this run")
-    p.add_argument("--limit", type=int, default=50)
-    add_json_flag(p)
-    p.set_defaults(handler=findings)
-
-    p = sub.add_parser("alerts", help="alerts, newest first (--suppressed: held back, and why)")
-    p.add_argument("--tenant", help="only this tenant")
-    p.add_argument("--suppressed", action="store_true", help="list suppressed alerts")
-    p.add_argument("--limit", type=int, default=50)
-    add_json_flag(p)
-    p.set_defaults(handler=alerts)
-
-    p = sub.add_parser("alert-settings", help="set a tenant's alert settings")
-    p.add_argument("--tenant", required=True)
-    on_off = p.add_mutually_exclusive_group()
-    on_off.add_argument("--enable", dest="enabled", action="store_true", default=None)
-    on_off.add_argument("--disable", dest="enabled", action="store_false")
-    p.add_argument("--max-per-hour", type=int, help="cap of alerts per hour")
-    p.add_argument("--dedup-window", type=int, help="seconds within which a repeat is dropped")
-    p.add_argument("--cooldown", type=cooldown, action="append", default=[], metavar="DOMAIN=S")
-    add_json_flag(p)
-    p.set_defaults(handler=alert_settings)
-
-    p = sub.add_parser("events", help="event delivery latency, backlog and reactor health")
-    p.add_argument("--window", type=int, default=3600, help="seconds of deliveries to measure")
-    add_json_flag(p)
-    p.set_defaults(handler=events)
+Tenant = Annotated[str | None, typer.Option(help="only this tenant")]
+Limit = Annotated[int, typer.Option()]
 
 
 def _run_line(r: dict) -> str:
@@ -83,9 +49,24 @@ def _summary_text(s: dict) -> str:
     return "\n".join([head, *(_run_line(r) for r in s["reports"])])
 
 
-async def reconcile(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "reconcile", help="reconcile now (needs a worker) and print the findings")
+async def reconcile(
+    ctx: Context,
+    trigger: Annotated[
+        bool,
+        typer.Option(
+            "--trigger",
+            help=f"trigger the schedule {RECONCILE_SCHEDULE_ID} instead of running once and "
+            "waiting",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait (default 300)", show_default=False)
+    ] = 300,
+    as_json: Json = False,
+) -> None:
     client = await ctx.client()
-    if args.trigger:
+    if trigger:
         await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).trigger()
         print(f"triggered schedule {RECONCILE_SCHEDULE_ID}")
         return
@@ -101,18 +82,25 @@ async def reconcile(ctx: Context, args: argparse.Namespace) -> None:
         result_type=ReconcileSummary,
     )
     try:
-        summary = await asyncio.wait_for(handle.result(), args.timeout)
+        summary = await asyncio.wait_for(handle.result(), timeout)
     except TimeoutError:
         raise CliError(
-            f"{handle.id} did not finish within {args.timeout:g}s; is a worker running on "
+            f"{handle.id} did not finish within {timeout:g}s; is a worker running on "
             f"task queue {ctx.settings.task_queue}?"
         ) from None
-    output(args, summary, _summary_text)
+    output(as_json, summary, _summary_text)
 
 
-async def findings(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "findings", help="reconciliation findings, newest first")
+async def findings(
+    ctx: Context,
+    tenant: Tenant = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    limit: Limit = 50,
+    as_json: Json = False,
+) -> None:
     with ctx.existing_sessions() as session:
-        rows = list_findings(session, args.tenant, args.run_id, args.limit)
+        rows = list_findings(session, tenant, run_id, limit)
 
     def text(rs: list[dict]) -> str:
         lines = [
@@ -122,16 +110,25 @@ async def findings(ctx: Context, args: argparse.Namespace) -> None:
         ]
         return "\n".join(lines) or "no findings"
 
-    output(args, rows, text)
+    output(as_json, rows, text)
 
 
-async def alerts(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "alerts", help="alerts, newest first (--suppressed: held back, and why)")
+async def alerts(
+    ctx: Context,
+    tenant: Tenant = None,
+    suppressed: Annotated[
+        bool, typer.Option("--suppressed", help="list suppressed alerts")
+    ] = False,
+    limit: Limit = 50,
+    as_json: Json = False,
+) -> None:
     with ctx.existing_sessions() as session:
-        reader = list_suppressed if args.suppressed else list_alerts
-        rows = reader(session, args.tenant, args.limit)
+        reader = list_suppressed if suppressed else list_alerts
+        rows = reader(session, tenant, limit)
 
     def text(rs: list[dict]) -> str:
-        if args.suppressed:
+        if suppressed:
             lines = [
                 f"{r['created_at']} {r['alert_type']} run {r['run_id']}: {r['reason']} "
                 f"({r['detail']})"
@@ -145,32 +142,55 @@ async def alerts(ctx: Context, args: argparse.Namespace) -> None:
             ]
         return "\n".join(lines) or "no alerts"
 
-    output(args, rows, text)
+    output(as_json, rows, text)
 
 
-async def alert_settings(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "alert-settings", help="set a tenant's alert settings")
+async def alert_settings(
+    ctx: Context,
+    tenant: Annotated[str, typer.Option()],
+    enable: Annotated[
+        bool, typer.Option("--enable", callback=exclusive("enable", "disable"))
+    ] = False,
+    disable: Annotated[
+        bool, typer.Option("--disable", callback=exclusive("enable", "disable"))
+    ] = False,
+    max_per_hour: Annotated[int | None, typer.Option(help="cap of alerts per hour")] = None,
+    dedup_window: Annotated[
+        int | None, typer.Option(help="seconds within which a repeat is dropped")
+    ] = None,
+    cooldown: Annotated[
+        list[tuple] | None, typer.Option(parser=parse_cooldown, metavar="DOMAIN=S")
+    ] = None,
+    as_json: Json = False,
+) -> None:
     try:
         saved = save_tenant_settings(
             ctx.sessions,
-            args.tenant,
-            alerts_enabled=args.enabled,
-            max_alerts_per_hour=args.max_per_hour,
-            dedup_window_seconds=args.dedup_window,
-            domain_cooldowns=dict(args.cooldown),
+            tenant,
+            alerts_enabled=True if enable else False if disable else None,
+            max_alerts_per_hour=max_per_hour,
+            dedup_window_seconds=dedup_window,
+            domain_cooldowns=dict(cooldown or []),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    output(args, saved, lambda s: f"alert settings of {s['tenant_id']}: {s}")
+    output(as_json, saved, lambda s: f"alert settings of {s['tenant_id']}: {s}")
 
 
-async def events(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "events", help="event delivery latency, backlog and reactor health")
+async def events(
+    ctx: Context,
+    window: Annotated[int, typer.Option(help="seconds of deliveries to measure")] = 3600,
+    as_json: Json = False,
+) -> None:
     settings = ctx.settings
     max_age = timedelta(
         seconds=settings.reactor_heartbeat_interval_seconds
         * settings.reactor_heartbeat_miss_threshold
     )
     with ctx.existing_sessions() as session:
-        stats = delivery_stats(session, utcnow(), timedelta(seconds=args.window), max_age)
+        stats = delivery_stats(session, utcnow(), timedelta(seconds=window), max_age)
         stats["failing"] = failing_deliveries(session, 20)
 
     def text(s: dict) -> str:
@@ -194,4 +214,4 @@ async def events(ctx: Context, args: argparse.Namespace) -> None:
         ]
         return "\n".join(lines)
 
-    output(args, stats, text)
+    output(as_json, stats, text)

@@ -5,13 +5,14 @@ so ``promote --authority`` is the operator's word (the HTTP API takes the author
 the API key instead). ``submit`` is held to the tenant's promotion limits like the API.
 """
 
-import argparse
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import typer
 from temporalio.client import WorkflowFailureError
 
+from cli.context import CliError, Context, Json, command, output
 from clients.candidates import (
     list_candidates,
     promote_candidate,
@@ -19,44 +20,12 @@ from clients.candidates import (
     submit_candidate,
 )
 from domain.candidates import HUMAN_AUTHORITIES, AuthorityType, CandidateStatus
-from runtime.cli.context import CliError, Context, add_json_flag, output
 from services.errors import CandidateRequestError
 
+app = typer.Typer(name="candidate", help="incident candidates")
 
-def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("candidate", help="incident candidates").add_subparsers(
-        dest="candidate_command", required=True
-    )
-    p = group.add_parser("submit", help="submit a candidate (CandidateCreated JSON) for promotion")
-    p.add_argument("file", help="JSON file with the candidate, or - for stdin")
-    p.add_argument("--wait", action="store_true", help="wait for the promotion decision")
-    add_json_flag(p)
-    p.set_defaults(handler=submit)
-
-    p = group.add_parser(
-        "promote", help="promote a DEFERRED candidate manually (operator: trusted authority)"
-    )
-    p.add_argument("candidate_id")
-    p.add_argument("--actor", required=True, help="who promotes (a person)")
-    p.add_argument(
-        "--authority",
-        default=AuthorityType.HUMAN_OPERATOR,
-        choices=[a.value for a in HUMAN_AUTHORITIES],
-        help="the human authority the operator promotes with (default HUMAN_OPERATOR)",
-    )
-    p.add_argument("--justification", help="why (default: 'manual promotion by ACTOR')")
-    add_json_flag(p)
-    p.set_defaults(handler=promote)
-
-    p = group.add_parser("show", help="a candidate, its decisions and orchestration attempts")
-    p.add_argument("candidate_id")
-    add_json_flag(p)
-    p.set_defaults(handler=show)
-
-    p = group.add_parser("list", help="list candidates (newest first)")
-    p.add_argument("--status", choices=[s.value for s in CandidateStatus])
-    add_json_flag(p)
-    p.set_defaults(handler=list_)
+CandidateId = Annotated[str, typer.Argument()]
+HumanAuthority = Literal[tuple(a.value for a in HUMAN_AUTHORITIES)]
 
 
 def read_payload(source: str) -> Any:
@@ -77,8 +46,14 @@ def _decision_line(r: dict[str, Any]) -> str:
     return f"{line}\n  {r['reason']}"
 
 
-async def submit(ctx: Context, args: argparse.Namespace) -> None:
-    payload = read_payload(args.file)
+@command(app, "submit", help="submit a candidate (CandidateCreated JSON) for promotion")
+async def submit(
+    ctx: Context,
+    file: Annotated[str, typer.Argument(help="JSON file with the candidate, or - for stdin")],
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the promotion decision")] = False,
+    as_json: Json = False,
+) -> None:
+    payload = read_payload(file)
     try:
         submitted, handle = await submit_candidate(
             await ctx.client(), ctx.sessions, ctx.settings.task_queue, payload,
@@ -86,10 +61,10 @@ async def submit(ctx: Context, args: argparse.Namespace) -> None:
         )  # fmt: skip
     except CandidateRequestError as exc:
         raise CliError(str(exc)) from None
-    if not args.wait:
+    if not wait:
         verb = "already submitted; joined" if submitted.duplicate else "submitted:"
         output(
-            args, submitted, lambda s: f"candidate {s['candidate_id']} {verb} {s['workflow_id']}"
+            as_json, submitted, lambda s: f"candidate {s['candidate_id']} {verb} {s['workflow_id']}"
         )
         return
     try:
@@ -98,23 +73,39 @@ async def submit(ctx: Context, args: argparse.Namespace) -> None:
         raise CliError(
             f"candidate {submitted.candidate_id}: promotion failed: {exc.cause}"
         ) from None
-    output(args, result, _decision_line)
+    output(as_json, result, _decision_line)
 
 
-async def promote(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "promote", help="promote a DEFERRED candidate manually (operator: trusted authority)")
+async def promote(
+    ctx: Context,
+    candidate_id: CandidateId,
+    actor: Annotated[str, typer.Option(help="who promotes (a person)")],
+    authority: Annotated[
+        HumanAuthority,
+        typer.Option(
+            help="the human authority the operator promotes with (default HUMAN_OPERATOR)",
+            show_default=False,
+        ),
+    ] = AuthorityType.HUMAN_OPERATOR,
+    justification: Annotated[
+        str | None, typer.Option(help="why (default: 'manual promotion by ACTOR')")
+    ] = None,
+    as_json: Json = False,
+) -> None:
     try:
         result = await promote_candidate(
             await ctx.client(),
             ctx.sessions,
             ctx.settings.task_queue,
-            args.candidate_id,
-            actor=args.actor,
-            authority_type=args.authority,
-            justification=args.justification,
+            candidate_id,
+            actor=actor,
+            authority_type=authority,
+            justification=justification,
         )
     except CandidateRequestError as exc:
         raise CliError(str(exc)) from None
-    output(args, result, _decision_line)
+    output(as_json, result, _decision_line)
 
 
 def _show_text(v: dict[str, Any]) -> str:
@@ -138,17 +129,23 @@ def _show_text(v: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def show(ctx: Context, args: argparse.Namespace) -> None:
+@command(app, "show", help="a candidate, its decisions and orchestration attempts")
+async def show(ctx: Context, candidate_id: CandidateId, as_json: Json = False) -> None:
     try:
-        view = show_candidate(ctx.existing_sessions, args.candidate_id)
+        view = show_candidate(ctx.existing_sessions, candidate_id)
     except CandidateRequestError as exc:
         raise CliError(str(exc)) from None
-    output(args, view, _show_text)
+    output(as_json, view, _show_text)
 
 
-async def list_(ctx: Context, args: argparse.Namespace) -> None:
-    views = [v.model_dump(mode="json") for v in list_candidates(ctx.existing_sessions, args.status)]
-    output(args, views, lambda vs: "\n".join(
+@command(app, "list", help="list candidates (newest first)")
+async def list_(
+    ctx: Context,
+    status: Annotated[CandidateStatus | None, typer.Option()] = None,
+    as_json: Json = False,
+) -> None:
+    views = [v.model_dump(mode="json") for v in list_candidates(ctx.existing_sessions, status)]
+    output(as_json, views, lambda vs: "\n".join(
         f"{v['candidate_id']}: {v['status']} {v['severity']} {v['service']} "
         f"policy {v['policy'] or '(none)'} incident {v['incident_id'] or '-'}" for v in vs)
         or "no candidates")  # fmt: skip

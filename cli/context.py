@@ -1,14 +1,17 @@
-"""What a CLI command gets: settings, and lazily a database session factory and a client."""
+"""What a CLI command gets: settings, and lazily a database session factory and a client;
+and the few helpers the commands share (registering one, its --json flag, its output)."""
 
+import inspect
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from pydantic import BaseModel
 from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,6 +63,45 @@ class Context:
             close()
 
 
+# A parsed command: what cli.main runs, in one event loop, with the Context.
+Job = Callable[[Context], Awaitable[None]]
+
+
+def command(group: typer.Typer, name: str, help: str) -> Callable[[Callable], Callable]:
+    """Make ``async def handler(ctx, **params)`` the command ``name`` of ``group``: typer
+    parses the parameters after ``ctx`` and hands cli.main the handler to run."""
+
+    def register(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        signature = inspect.signature(handler)
+        params = list(signature.parameters.values())[1:]
+
+        def parse(**values: Any) -> Job:
+            return lambda ctx: handler(ctx, **values)
+
+        parse.__signature__ = signature.replace(parameters=params)
+        parse.__annotations__ = {p.name: p.annotation for p in params}
+        group.command(name, help=help, short_help=help)(parse)
+        return handler
+
+    return register
+
+
+# --json, on every command that prints data.
+Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def exclusive(*names: str) -> Callable[[typer.Context, typer.CallbackParam, Any], Any]:
+    """A callback refusing its flag when another of the parameters ``names`` is given too."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        given = [n for n in names if n != param.name and ctx.params.get(n)]
+        if value and given:
+            raise typer.BadParameter(f"not allowed with argument --{given[0].replace('_', '-')}")
+        return value
+
+    return check
+
+
 def require_database(settings: Settings) -> None:
     """Refuse, rather than create, a SQLite database that is not there."""
     url = make_url(settings.resolved_database_url())
@@ -90,16 +132,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def output(args: Any, data: Any, text: Callable[[Any], str] | None = None) -> None:
+def output(as_json: bool, data: Any, text: Callable[[Any], str] | None = None) -> None:
     """Print ``data`` as JSON with --json, else as ``text(data)`` (or JSON if no text)."""
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
-    if getattr(args, "json", False) or text is None:
+    if as_json or text is None:
         json.dump(data, sys.stdout, indent=2, default=_default)
         sys.stdout.write("\n")
     else:
         print(text(data))
-
-
-def add_json_flag(parser: Any) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
