@@ -13,30 +13,33 @@ from domain.messages import (
     OpenRunResult,
     TransitionRequest,
 )
+from domain.models import RunConfig
 from services import run_opening, runs
 
 
 class RunActivities:
-    """Writes of the runs domain. ``resolve_config`` turns options into a RunConfig."""
+    """Writes of the runs domain. ``defaults``: the worker's governance settings."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        resolve_config,  # noqa: ANN001
+        defaults: RunConfig,
         max_runs_in_flight: int | None = None,
     ) -> None:
         self.sessions = sessions
         self.max_runs_in_flight = max_runs_in_flight  # per tenant, unless its own is set
-        self.resolve_config = resolve_config
+        self.defaults = defaults
 
     @activity.defn(name="runs.open")
     def open(self, req: OpenRunRequest) -> OpenRunResult:
         """Insert the run, declare its audit expectations at T0 and authorize it; an allowed
         run enters AUTHORIZED in the same commit (``req.authorized``). A run id another
-        execution holds is refused (RunIdInUse, non-retryable) and nothing is written."""
+        execution holds (RunIdInUse) or an option that loosens the tenant's settings
+        without its leave (LooseningOptionRefused) is refused, non-retryable, and nothing
+        is written."""
         with rejections_not_retried():
             return run_opening.open_run(self.sessions, current_execution(), req,
-                                        self.resolve_config, self.max_runs_in_flight)  # fmt: skip
+                                        self.defaults, self.max_runs_in_flight)  # fmt: skip
 
     @activity.defn(name="runs.mark_degraded")
     def mark_degraded(self, req: DegradedRequest) -> None:

@@ -2,9 +2,12 @@
 (the write: services.steps).
 
 The ledger is consulted before the skill runs, so a step whose result was recorded is
-never executed again, even if its activity completion was lost. Then the step takes one of
-its tenant's steps-in-flight slots (services.step_slots), or returns at once, having
-done nothing, when there is none free; the slot goes back with the recorded result.
+never executed again, even if its activity completion was lost. Then the step is admitted
+(services.steps.admit, one transaction): the tenant's rules and budget are judged for it,
+with what it may cost at most reserved (activities.skills.registry.reserve) — a step they
+stop is recorded as prevented and never runs — and it takes one of its tenant's
+steps-in-flight slots (services.step_slots), or returns at once, having done nothing, when
+there is none free; the slot goes back with the recorded result.
 
 Around the skill, the step activity applies the tenant's security settings: the egress
 policy of the skills that call out (activities.skills.egress; a refusal is also an
@@ -30,7 +33,7 @@ from activities.secret_store import SecretBox, load_secrets
 from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import Egress, EgressRefused, quiet_http_client_logs
 from activities.skills.errors import SkillError
-from activities.skills.registry import CALLS_OUT, run_skill
+from activities.skills.registry import CALLS_OUT, reserve, run_skill
 from domain.egress import EgressRule, EgressRuleError, parse_rules
 from domain.messages import StepRequest, StepResult
 from domain.secret_refs import redact, referenced_names, secrets_digest, substitute
@@ -38,7 +41,7 @@ from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
 from services import step_slots
 from services.ledger import utcnow
-from services.steps import Executed, first_result, record_step
+from services.steps import Executed, admit, first_result, record_step
 from services.tenants import egress_allow_of
 
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
@@ -120,9 +123,15 @@ class StepActivities:
             slot_id=f"{execution.workflow_id}/{execution.run_id}/{req.index}",
             default_limit=self.max_steps_in_flight,
         )
-        if not step_slots.acquire(self.sessions, slot, utcnow()):
+        reserved = reserve(req.skill, req.input, self.skills)
+        admission = admit(self.sessions, req, slot, reserved, utcnow())
+        prevented = admission.prevented
+        if prevented is not None:  # recorded as prevented; the skill never runs
+            executed = Executed(prevented, verdict=admission.verdict)
+            return record_step(self.sessions, execution, req, executed, slot.slot_id)
+        if not admission.slot_taken:
             return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
-        executed = self._execute(req, slot.slot_id)
+        executed = replace(self._execute(req, slot.slot_id), verdict=admission.verdict)
         return record_step(self.sessions, execution, req, executed, slot.slot_id)
 
     def _execute(self, req: StepRequest, slot_id: str) -> Executed:

@@ -1,4 +1,8 @@
-"""Whether POST /runs may start a run: its id is free, and the tenant has room in flight.
+"""Whether POST /runs may start a run: its options only tighten the tenant's governance
+settings (or loosen them with its leave), its id is free, and the tenant has room in flight.
+
+An option that loosens a tenant setting without leave for the key's authority is a 403
+naming the option (domain.governance; the workflow refuses it the same way at open).
 
 Run ids are global (the workflow id is ``run-<run_id>``): an id in use is a 409 with the
 same text whichever tenant holds it, so the answer never tells whose run it is. A tenant
@@ -13,7 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Run
 from db.queries.limits import runs_in_flight, tenant_limits
+from domain.enums import Authority
+from domain.governance import LooseningRefused, resolve_config
+from domain.models import RunOptions
 from runtime.settings import Settings
+from services.tenants import governance_of_row, tenant_of
 
 RETRY_AFTER_SECONDS = 5
 """The Retry-After of a 429: runs end on their own time, so this is only a polite pause."""
@@ -43,10 +51,20 @@ def _run_id_taken(session: Session, run_id: str) -> bool:
 
 
 def admit_run(
-    sessions: sessionmaker[Session], settings: Settings, tenant_id: str, run_id: str | None
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    tenant_id: str,
+    run_id: str | None,
+    options: RunOptions | None = None,
+    submitter: Authority | None = None,
 ) -> None:
-    """Raise the 409 or 429 that refuses this start, if any (reads only)."""
+    """Raise the 403, 409 or 429 that refuses this start, if any (reads only)."""
     with sessions() as session:
+        governance = governance_of_row(tenant_of(session, tenant_id))
+        try:
+            resolve_config(settings.run_defaults(), governance, options or RunOptions(), submitter)
+        except LooseningRefused as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
         if run_id is not None and _run_id_taken(session, run_id):
             raise run_id_in_use(run_id)
         limits = tenant_limits(session, tenant_id).or_defaults(

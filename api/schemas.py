@@ -111,6 +111,7 @@ class RunView(Strict):
     cost: Decimal
     budget: Decimal | None
     pause: PauseView | None = None
+    pause_requested: bool = False
     stop_requested: bool = False
     failure_reason: str | None = None
     source: str = Field(description="workflow (status query), database, or temporal")

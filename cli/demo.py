@@ -26,10 +26,18 @@ log = logging.getLogger(__name__)
 TENANT = "acme"
 
 
+DEMO_RULES = [
+    ("warn-on-http", "SKILL_USED", {"skill": "http"}, "WARNED"),
+    ("no-unreviewed-llm", "SKILL_USED", {"skill": "llm"}, "BLOCKED"),
+]
+
+
 def seed(sessions: sessionmaker[Session]) -> None:
     tenants.add_tenant(sessions, TENANT, name="Acme Corp", budget="1.00", exist_ok=True)
-    if not rules.list_rules(sessions, TENANT):
-        rules.add_rule(sessions, TENANT, "warn-on-http", "SKILL_USED", {"skill": "http"}, "WARNED")
+    present = {r["name"] for r in rules.list_rules(sessions, TENANT)}
+    for name, kind, params, outcome in DEMO_RULES:
+        if name not in present:
+            rules.add_rule(sessions, TENANT, name, kind, params, outcome)
 
 
 def scenario(tag: str) -> dict[str, dict[str, Any]]:
@@ -53,6 +61,11 @@ def scenario(tag: str) -> dict[str, dict[str, Any]]:
             "budget": "0.0003",
             "options": {"policy_check_interval_seconds": 0, "policy_check_min_steps": 1},
         },  # fmt: skip
+        "blocked": {
+            "run_id": f"demo-blocked-{tag}",
+            "tenant_id": TENANT,
+            "steps": [echo[0], {"skill": "llm", "input": {"prompt": "draft the reply"}}],
+        },
         "paused": {"run_id": f"demo-paused-{tag}", "tenant_id": TENANT, "steps": echo},
     }
 

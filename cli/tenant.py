@@ -1,5 +1,5 @@
 """Tenant commands: add, list, budget, suspend/activate, skills, promotion settings, flight
-limits, and the egress allow-list:
+limits, governance settings and the egress allow-list:
 
     python starter.py tenant egress acme                      # show it
     python starter.py tenant egress acme --allow http://127.0.0.1:18080 --allow https://api.example.com
@@ -10,6 +10,7 @@ Each ``--allow`` is scheme://host[:port] (``*`` for any; no port: the scheme's d
 a JSON object {"scheme", "host", "port"}; the list given replaces the tenant's list.
 """
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -227,3 +228,84 @@ async def egress(
         raise CliError(tenant_hint(str(exc))) from None
     output(as_json, {"tenant_id": tenant_id, "egress_allow": rules},
            lambda d: _egress_text(d["tenant_id"], d["egress_allow"]))  # fmt: skip
+
+
+def _pairs(texts: list[str] | None, flag: str) -> dict[str, str]:
+    pairs = {}
+    for text in texts or []:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"{flag}: expected OPTION=VALUE, got {text!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _value(text: str) -> Any:
+    """true/false and numbers as JSON; anything else (STRICT, CONTINUE, ...) as text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _governance_text(view: dict[str, Any]) -> str:
+    settings = {k: v for k, v in view["governance"].items() if k != "loosen" and v is not None}
+    loosen = view["governance"].get("loosen") or {}
+    lines = [f"tenant {view['tenant_id']}: governance settings"]
+    lines += [f"  {k} = {json.dumps(v)}" for k, v in sorted(settings.items())] or [
+        "  (the worker's defaults)"
+    ]
+    lines += [f"  {k} may be loosened by {', '.join(v)}" for k, v in sorted(loosen.items())] or [
+        "  no option may be loosened by a run"
+    ]
+    return "\n".join(lines)
+
+
+@command(app, "governance", help="show or change a tenant's governance settings (runs may only "
+         "tighten them)")  # fmt: skip
+async def governance(
+    ctx: Context,
+    tenant_id: TenantId,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="OPTION=VALUE", help="set a setting; repeat for more"),
+    ] = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option(metavar="OPTION", help="back to the worker's default; repeat for more"),
+    ] = None,
+    loosen: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="OPTION=AUTHORITY[,AUTHORITY]",
+            help="who may loosen OPTION in a run ('none': nobody); repeat for more",
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="the worker's defaults, nothing loosened")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    changes = _pairs(set_, "--set")
+    grants = _pairs(loosen, "--loosen")
+    try:
+        if clear or changes or unset or grants:
+            current = {} if clear else tenants.get_governance(ctx.sessions, tenant_id).model_dump(
+                mode="json", exclude_none=True)  # fmt: skip
+            current.update({name: _value(value) for name, value in changes.items()})
+            for name in unset or []:
+                current.pop(name, None)
+            allowed = current.setdefault("loosen", {})
+            for name, who in grants.items():
+                authorities = [a.strip() for a in who.split(",") if a.strip()]
+                if authorities == ["none"]:
+                    allowed.pop(name, None)
+                else:
+                    allowed[name] = authorities
+            view = tenants.set_governance(ctx.sessions, tenant_id, current)
+        else:
+            view = {"tenant_id": tenant_id, "governance": tenants.get_governance(
+                ctx.existing_sessions, tenant_id).model_dump(mode="json")}  # fmt: skip
+    except AdminError as exc:
+        raise CliError(tenant_hint(str(exc))) from None
+    output(as_json, view, _governance_text)

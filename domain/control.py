@@ -12,6 +12,7 @@ DECISION_FOR: dict[ViolationType, PolicyDecision] = {
     ViolationType.MANUAL_STOP: PolicyDecision.TERMINATE,
     ViolationType.TENANT_SUSPENDED: PolicyDecision.TERMINATE,
     ViolationType.LIMIT_CHANGED: PolicyDecision.PAUSE,
+    ViolationType.STEP_PREVENTED: PolicyDecision.TERMINATE,  # judged before a step
 }
 
 RESUMABLE_BY: dict[PauseReason, tuple[Authority, ...]] = {

@@ -125,6 +125,7 @@ class ViolationType(StrEnum):
     MANUAL_STOP = "MANUAL_STOP"
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
     LIMIT_CHANGED = "LIMIT_CHANGED"
+    STEP_PREVENTED = "STEP_PREVENTED"  # a rule stopped a step before it ran
 
 
 class PauseReason(StrEnum):

@@ -30,7 +30,8 @@ class IncidentEvidence(ReadModel):
 
 
 class PreventionEvidence(ReadModel):
-    """A policy rule that matched the run: PREVENTED, BLOCKED or WARNED."""
+    """A policy rule that matched the run: PREVENTED, BLOCKED or WARNED (``step_index``: judged
+    before that step; a BLOCKED or PREVENTED one stopped it)."""
 
     id: str
     rule_id: str | None
@@ -39,6 +40,7 @@ class PreventionEvidence(ReadModel):
     reason: str
     status: str
     rolled_back: bool
+    step_index: int | None = None
 
 
 class LimitBreachEvidence(ReadModel):
@@ -131,6 +133,9 @@ class DecisionsEvidence(ReadModel):
 
     authorization: AuthorizationEvidence
     policy_checks: list[PolicyCheckEvidence]
+    step_judgements: list[PreventionEvidence] = Field(
+        default_factory=list, description="rules and budget judged before a step"
+    )
     pauses: list[PauseEvidence]
     control: list[ControlEvidence]
     promotions: list[PromotionEvidence] = Field(default_factory=list)

@@ -19,7 +19,7 @@ from domain.enums import (
     Severity,
     ViolationType,
 )
-from domain.models import RunConfig, RunOptions, StepSpec, Strict
+from domain.models import Actor, RunConfig, RunOptions, StepSpec, Strict
 
 
 class Done(Strict):
@@ -49,6 +49,7 @@ class OpenRunRequest(Strict):
     budget: Decimal | None
     options: RunOptions
     authorized: TransitionRequest
+    submitted_by: Actor | None = None  # whose leave a loosening option needs
     # The authorization's reading of the live policy state answers the check before
     # step 0 (recorded as that check) unless it calls for more than CONTINUE.
     first_check: bool = False
@@ -120,6 +121,23 @@ class StepRequest(Strict):
     input: dict[str, Any]
     traced: bool
     prev_hash: str
+    # For the judgement before the step (domain.policy_rules.judge_step): the run's cost so
+    # far and its budget (the activity reads the tenant's live limit and rules itself).
+    cost_so_far: Decimal = Decimal(0)
+    budget: Decimal | None = None
+
+
+class StepPrevention(Strict):
+    """Why a step was not run: the rule (or the budget) that stopped it."""
+
+    rule_id: str | None
+    rule_name: str
+    outcome: str
+    reason: str
+
+    @property
+    def by_budget(self) -> bool:
+        return self.rule_id is None
 
 
 class StepResult(Strict):
@@ -131,6 +149,9 @@ class StepResult(Strict):
     # The tenant is at its steps-in-flight limit: nothing ran, nothing was recorded; the
     # workflow waits and schedules the step again (services.step_slots).
     waiting_for_slot: bool = False
+    # A rule or the budget stopped the step before it ran (nothing ran; the prevention is
+    # recorded). Absent from histories recorded before prevention existed.
+    prevented: StepPrevention | None = None
 
 
 class RunFacts(Strict):

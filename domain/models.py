@@ -61,8 +61,19 @@ class StepSpec(Strict):
         return self
 
 
+class Actor(Strict):
+    id: str = Field(min_length=1, max_length=200)
+    authority: Authority
+
+    @model_validator(mode="after")
+    def _printable(self) -> "Actor":
+        _no_nul(self.id, "actor.id")
+        return self
+
+
 class RunOptions(Strict):
-    """Per-run overrides of the worker's defaults; unset fields take the defaults."""
+    """A run's governance settings: unset fields take the tenant's (else the worker's);
+    a set field may only tighten them (domain.governance)."""
 
     observability_mode: ObservabilityMode | None = None
     policy_check_enabled: bool | None = None
@@ -82,6 +93,10 @@ class RunInput(Strict):
     steps: list[StepSpec] = Field(min_length=1, max_length=500)
     budget: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY, decimal_places=6)
     options: RunOptions = Field(default_factory=RunOptions)
+    # Who submits the run: the HTTP API sets the key's authority (a body may not name it);
+    # taken as written from anyone with namespace access (README, Security model). Only a
+    # submitter the tenant lets loosen an option may (domain.governance).
+    submitted_by: Actor | None = None
 
 
 class RunConfig(Strict):
@@ -97,16 +112,6 @@ class RunConfig(Strict):
     run_timeout_seconds: int
     finalize_grace_seconds: int
     search_attributes: bool = True
-
-
-class Actor(Strict):
-    id: str = Field(min_length=1, max_length=200)
-    authority: Authority
-
-    @model_validator(mode="after")
-    def _printable(self) -> "Actor":
-        _no_nul(self.id, "actor.id")
-        return self
 
 
 class PauseRequest(Strict):
@@ -150,6 +155,7 @@ class RunStatusView(Strict):
     cost: Decimal
     budget: Decimal | None
     pause: PauseView | None = None
+    pause_requested: bool = False  # accepted, applied at the next step boundary
     stop_requested: bool = False
     failure_reason: str | None = None
 

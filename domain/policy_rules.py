@@ -106,3 +106,67 @@ def validate_params(kind: RuleKind, params: dict[str, Any]) -> None:
             raise ValueError("params.max must not be negative")
     elif kind == RuleKind.SKILL_USED and not isinstance(params.get("skill"), str):
         raise ValueError("a SKILL_USED rule needs params.skill (a skill name)")
+
+
+# ----- before a step ----------------------------------------------------------------------
+
+_STOPS = (PolicyOutcome.BLOCKED, PolicyOutcome.PREVENTED)
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """What is known before step ``index`` runs: its skill, the run's cost so far, what the
+    step may cost at most (its reservation) and the tightest budget (run's or tenant's)."""
+
+    index: int
+    skill: str
+    cost_so_far: Decimal
+    reserved: Decimal
+    budget: Decimal | None
+
+    @property
+    def projected(self) -> Decimal:
+        return self.cost_so_far + self.reserved
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    prevented: Match | None  # the step must not run
+    warnings: list[Match]  # it may run; each is recorded
+
+
+def judge_step(facts: StepFacts, rules: list[Rule]) -> StepVerdict:
+    """The budget (projected cost over the tightest budget: PREVENTED), then every enabled
+    rule for this step: SKILL_USED (this step's skill), MAX_STEPS (this step would be one
+    too many), MAX_COST (projected). A BLOCKED or PREVENTED match stops the step (the first
+    BLOCKED, else the first PREVENTED, by rule name); the WARNED ones of a step that runs
+    are recorded."""
+    step = f"step {facts.index} ({facts.skill})"
+    if facts.budget is not None and facts.projected > facts.budget:
+        reason = (f"{step} would bring the cost to {facts.projected} (reserved "
+                  f"{facts.reserved}), over the budget {facts.budget}")  # fmt: skip
+        return StepVerdict(Match(None, "budget", PolicyOutcome.PREVENTED, reason), [])
+    matches = []
+    for rule in rules:
+        why = _match_before(rule, facts)
+        if why is not None:
+            matches.append(Match(rule.id, rule.name, rule.outcome, f"{step}: {why}"))
+    stops = [m for m in matches if m.outcome in _STOPS]
+    stops.sort(key=lambda m: (m.outcome != PolicyOutcome.BLOCKED, m.rule_name))
+    if stops:
+        return StepVerdict(stops[0], [])
+    return StepVerdict(None, [m for m in matches if m.outcome == PolicyOutcome.WARNED])
+
+
+def _match_before(rule: Rule, facts: StepFacts) -> str | None:
+    if rule.kind == RuleKind.MAX_COST:
+        limit = Decimal(str(rule.params["max"]))
+        if facts.projected > limit:
+            return f"projected cost {facts.projected} > {limit}"
+    elif rule.kind == RuleKind.MAX_STEPS:
+        limit = Decimal(str(rule.params["max"]))
+        if facts.index + 1 > limit:
+            return f"step {facts.index + 1} of at most {limit}"
+    elif rule.kind == RuleKind.SKILL_USED and rule.params["skill"] == facts.skill:
+        return f"skill {facts.skill!r} is used"
+    return None

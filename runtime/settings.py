@@ -7,7 +7,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.enums import ObservabilityMode, PauseTimeoutBehavior
-from domain.models import RunConfig, RunOptions
+from domain.models import RunConfig
 
 # No Path.resolve() at import: the workflow sandbox re-imports this module and refuses it
 # (a module's __file__ is absolute already).
@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_price_per_1k_input_tokens: Decimal = Decimal("0.00015")
     llm_price_per_1k_output_tokens: Decimal = Decimal("0.0006")
+    # Sent as max_tokens when a step names none, and reserved against the budget before it.
+    llm_default_max_tokens: int = Field(default=1024, ge=1, le=1_000_000)
     skill_base_cost: Decimal = Decimal("0.0001")
 
     activity_threads: int = Field(default=32, ge=1)
@@ -116,31 +118,18 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'governed_runs.db').resolve()}"
 
-    def run_config(self, options: RunOptions) -> RunConfig:
-        """Worker defaults overlaid with the run's own options."""
-
-        def pick(value, default):  # noqa: ANN001, ANN202 - tiny local helper
-            return default if value is None else value
-
+    def run_defaults(self) -> RunConfig:
+        """The worker's governance defaults; a tenant's own values go over them, and a run's
+        options may only tighten the result (domain.governance)."""
         return RunConfig(
-            observability_mode=pick(options.observability_mode, self.observability_mode),
-            policy_check_enabled=pick(
-                options.policy_check_enabled, self.mid_execution_policy_check_enabled
-            ),
-            policy_check_interval_seconds=pick(
-                options.policy_check_interval_seconds, self.policy_check_interval_seconds
-            ),
-            policy_check_min_steps=pick(
-                options.policy_check_min_steps, self.policy_check_min_steps
-            ),
-            pause_sla_seconds=pick(options.pause_sla_seconds, self.pause_sla_seconds),
-            pause_notify_before_seconds=pick(
-                options.pause_notify_before_seconds, self.pause_notify_before_timeout_seconds
-            ),
-            pause_timeout_behavior=pick(
-                options.pause_timeout_behavior, self.pause_timeout_behavior
-            ),
-            run_timeout_seconds=pick(options.run_timeout_seconds, self.run_timeout_seconds),
+            observability_mode=self.observability_mode,
+            policy_check_enabled=self.mid_execution_policy_check_enabled,
+            policy_check_interval_seconds=self.policy_check_interval_seconds,
+            policy_check_min_steps=self.policy_check_min_steps,
+            pause_sla_seconds=self.pause_sla_seconds,
+            pause_notify_before_seconds=self.pause_notify_before_timeout_seconds,
+            pause_timeout_behavior=self.pause_timeout_behavior,
+            run_timeout_seconds=self.run_timeout_seconds,
             finalize_grace_seconds=self.finalize_grace_seconds,
             search_attributes=self.search_attributes_enabled,
         )

@@ -56,6 +56,7 @@ def skill_context(settings: Settings) -> SkillContext:
             default_model=settings.llm_model,
             price_per_1k_input=settings.llm_price_per_1k_input_tokens,
             price_per_1k_output=settings.llm_price_per_1k_output_tokens,
+            default_max_tokens=settings.llm_default_max_tokens,
         ),
         base_cost=settings.skill_base_cost,
     )
@@ -109,7 +110,7 @@ def build_activities(settings: Settings, sessions: sessionmaker[Session], http: 
 
     ``http`` is ignored (skills open a client per call, activities.skills.egress); it stays
     so that callers written for the shared client need not change."""
-    runs = RunActivities(sessions, settings.run_config, settings.max_runs_in_flight_per_tenant)
+    runs = RunActivities(sessions, settings.run_defaults(), settings.max_runs_in_flight_per_tenant)
     traces = TraceActivities(sessions)
     policies = PolicyActivities(sessions)
     incidents = IncidentActivities(sessions)

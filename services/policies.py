@@ -1,6 +1,7 @@
-"""The policies domain: the post-execution evaluation and its compensation, and the record
-of every policy check (control.check_policy, or runs.open for the check before step 0,
-which the authorization's reading of the live state answers).
+"""The policies domain: the judgement before each step (rules and budget, recorded with the
+step), the post-execution evaluation and its compensation, and the record of every policy
+check (control.check_policy, or runs.open for the check before step 0, which the
+authorization's reading of the live state answers).
 
 The one writer of ``policy_evaluations``, ``prevention_records``, ``limit_breaches`` and
 ``policy_checks`` (the rules themselves are the operator's: services.rules).
@@ -12,12 +13,27 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import LimitBreach, PolicyCheck, PolicyEvaluation, PolicyRule, PreventionRecord
+from db.models import (
+    LimitBreach,
+    PolicyCheck,
+    PolicyEvaluation,
+    PolicyRule,
+    PreventionRecord,
+    Tenant,
+)
 from domain import contract
+from domain.control import effective_budget
 from domain.enums import AckStatus, PolicyDecision, RecordStatus, RuleKind, ViolationType
 from domain.ids import derive_id
-from domain.messages import Done, EvaluateRequest, EvaluationResult, RollbackRequest
-from domain.policy_rules import Rule, evaluate
+from domain.messages import (
+    Done,
+    EvaluateRequest,
+    EvaluationResult,
+    RollbackRequest,
+    StepPrevention,
+    StepRequest,
+)
+from domain.policy_rules import Match, Rule, StepFacts, StepVerdict, evaluate, judge_step
 from services.ledger import (
     Execution,
     ack,
@@ -42,6 +58,58 @@ def enabled_rules(session: Session, tenant_id: str) -> list[Rule]:
         .order_by(PolicyRule.name)
     )
     return [Rule(r.id, r.name, RuleKind(r.kind), r.params, r.outcome) for r in rows]
+
+
+# ----- before a step ------------------------------------------------------------------------
+
+_BUDGET_LIMIT = select(Tenant.__table__.c.budget_limit).where(
+    Tenant.__table__.c.id == bindparam("tenant_id")
+)
+
+
+def judge_before_step(session: Session, req: StepRequest, reserved: Decimal) -> StepVerdict:
+    """The tenant's enabled rules and its live budget limit, read now, judged for the step
+    about to run (domain.policy_rules.judge_step); writes nothing."""
+    limit = execute_core(session, _BUDGET_LIMIT, {"tenant_id": req.tenant_id}).scalar()
+    facts = StepFacts(
+        index=req.index,
+        skill=req.skill,
+        cost_so_far=req.cost_so_far,
+        reserved=reserved,
+        budget=effective_budget(req.budget, limit),
+    )
+    return judge_step(facts, enabled_rules(session, req.tenant_id))
+
+
+def prevention_of(match: Match) -> StepPrevention:
+    return StepPrevention(rule_id=match.rule_id, rule_name=match.rule_name,
+                          outcome=match.outcome, reason=match.reason)  # fmt: skip
+
+
+def record_step_judgement(session: Session, req: StepRequest, verdict: StepVerdict) -> None:
+    """A prevention record (with the step's index, of no evaluation) per rule that matched
+    the step, and for a stopped step a STEP_PREVENTED audit entry: in the caller's
+    transaction, the one recording the step's result."""
+    matches = ([verdict.prevented] if verdict.prevented else []) + verdict.warnings
+    now = utcnow()
+    insert_rows(session, PreventionRecord, [
+        {"id": derive_id(req.run_id, "step-prevention", req.index, i), "evaluation_id": None,
+         "step_index": req.index, "run_id": req.run_id, "tenant_id": req.tenant_id,
+         "rule_id": m.rule_id, "rule_name": m.rule_name, "outcome": m.outcome,
+         "reason": m.reason, "created_at": now}
+        for i, m in enumerate(matches)
+    ])  # fmt: skip
+    if verdict.prevented is not None:
+        audit_entry(
+            session,
+            key=f"{req.run_id}/step-prevented/{req.index}",
+            tenant_id=req.tenant_id,
+            event_type="STEP_PREVENTED",
+            entity_type="run",
+            entity_id=req.run_id,
+            after_state={"run_id": req.run_id, "step_index": req.index, "skill": req.skill,
+                         **prevention_of(verdict.prevented).model_dump(mode="json")},
+        )  # fmt: skip
 
 
 def evaluate_run(

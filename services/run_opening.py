@@ -8,7 +8,6 @@ runs domain: its rows are written through services.runs (the run) and services.l
 (the contract, the ack, the audit-ledger entries).
 """
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ from db.queries.limits import runs_in_flight
 from domain import contract
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
+from domain.governance import LooseningRefused, TenantGovernance, resolve_config
 from domain.ids import run_workflow_id
 from domain.messages import AuthorizeResult, OpenRunRequest, OpenRunResult
 from domain.models import RunConfig, RunOptions
@@ -45,11 +45,20 @@ _TENANT = select(
     _TENANTS.c.allowed_skills,
     _TENANTS.c.limits_version,
     _TENANTS.c.max_runs_in_flight,
+    _TENANTS.c.governance,
 ).where(_TENANTS.c.id == bindparam("tenant_id"))
 _RUNS = Run.__table__
 _RUN_HELD = select(_RUNS.c.id).where(_RUNS.c.id == bindparam("run_id"))
 _STOPS = StopRequest.__table__
 _STOP_FILED = select(_STOPS.c.run_id).where(_STOPS.c.run_id == bindparam("run_id"))
+
+
+class OptionRefused(Rejected):
+    """A run option loosens its tenant's governance setting without the tenant's leave: the
+    run is refused before anything is written (domain.governance)."""
+
+    def __init__(self, refusal: LooseningRefused) -> None:
+        super().__init__(str(refusal), type="LooseningOptionRefused")
 
 
 class RunIdInUse(Rejected):
@@ -67,15 +76,17 @@ def open_run(
     sessions: sessionmaker[Session],
     execution: Execution,
     req: OpenRunRequest,
-    resolve_config: Callable[[RunOptions], RunConfig],
+    defaults: RunConfig,
     max_runs_in_flight: int | None = None,
 ) -> OpenRunResult:
     """Insert the run, declare its audit expectations at T0 and authorize it, once per
     execution; an allowed run enters AUTHORIZED in the same commit (``req.authorized``).
+    ``defaults``: the worker's governance settings (the tenant's own go over them, the
+    run's options may only tighten: OptionRefused otherwise, nothing written);
     ``max_runs_in_flight``: a tenant's limit unless it has its own."""
 
     def write(session: Session) -> OpenRunResult:
-        config = resolve_config(req.options or RunOptions())
+        config = run_config(session, req, defaults)
         opened = _write_opening(session, req, config, utcnow(), execution.run_id,
                                max_runs_in_flight)  # fmt: skip
         if opened.first_check_recorded:
@@ -116,6 +127,18 @@ def _write_opening(
     return OpenRunResult(
         config=config, started_at=now, authorization=authorization, first_check_recorded=checked
     )
+
+
+def run_config(session: Session, req: OpenRunRequest, defaults: RunConfig) -> RunConfig:
+    """The run's settings: the worker's defaults, its tenant's over them, its options where
+    they tighten (an unknown tenant has no settings: its run is denied anyway)."""
+    tenant = execute_core(session, _TENANT, {"tenant_id": req.tenant_id}).one_or_none()
+    governance = TenantGovernance.model_validate((tenant and tenant.governance) or {})
+    submitter = req.submitted_by.authority if req.submitted_by else None
+    try:
+        return resolve_config(defaults, governance, req.options or RunOptions(), submitter)
+    except LooseningRefused as exc:
+        raise OptionRefused(exc) from None
 
 
 def run_id_held(session: Session, run_id: str) -> bool:

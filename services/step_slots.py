@@ -42,26 +42,32 @@ class SlotRequest:
 
 
 def acquire(sessions: sessionmaker[Session], req: SlotRequest, now: datetime) -> bool:
-    """Take (or keep) the step's slot; False when the tenant is at its limit. A tenant
-    without a limit (its own and the default unset) takes no slot at all."""
-    expires = now + timedelta(seconds=LEASE_SECONDS)
+    """Take (or keep) the step's slot in a transaction of its own (``acquire_in``)."""
     with sessions.begin() as session:
-        limit = _limit(session, req)
-        if limit is None:
-            return True
-        if execute_core(session, _OWN, {"slot_id": req.slot_id}).first() is not None:
-            execute_core(session, _EXTEND.values(expires_at=expires), {"slot_id": req.slot_id})
-            return True
-        execute_core(session, _EXPIRED, {"tenant_id": req.tenant_id, "now": now})
-        held = execute_core(session, _HELD, {"tenant_id": req.tenant_id}).scalar_one()
-        if held >= limit:
-            return False
-        execute_core(
-            session,
-            insert(_SLOTS),
-            {"id": req.slot_id, "tenant_id": req.tenant_id, "expires_at": expires},
-        )
+        return acquire_in(session, req, now)
+
+
+def acquire_in(session: Session, req: SlotRequest, now: datetime) -> bool:
+    """Take (or keep) the step's slot, in the caller's transaction; False when the tenant
+    is at its limit. A tenant without a limit (its own and the default unset) takes no
+    slot at all."""
+    expires = now + timedelta(seconds=LEASE_SECONDS)
+    limit = _limit(session, req)
+    if limit is None:
         return True
+    if execute_core(session, _OWN, {"slot_id": req.slot_id}).first() is not None:
+        execute_core(session, _EXTEND.values(expires_at=expires), {"slot_id": req.slot_id})
+        return True
+    execute_core(session, _EXPIRED, {"tenant_id": req.tenant_id, "now": now})
+    held = execute_core(session, _HELD, {"tenant_id": req.tenant_id}).scalar_one()
+    if held >= limit:
+        return False
+    execute_core(
+        session,
+        insert(_SLOTS),
+        {"id": req.slot_id, "tenant_id": req.tenant_id, "expires_at": expires},
+    )
+    return True
 
 
 def _limit(session: Session, req: SlotRequest) -> int | None:

@@ -1,12 +1,22 @@
-"""The write of a step: its trace step (a link of the hash chain), its ack, the slot it gives
-back and, when the egress policy refused its call, the EGRESS_REFUSED audit entry — in one
-transaction, once per step (the skill itself runs in activities.steps, outside it).
+"""A step's admission and its write.
+
+Admission (``admit``, one transaction before the skill runs): the judgement of the tenant's
+rules and budget for this step (services.policies.judge_before_step) — a step they stop is
+not run — then one of the tenant's steps-in-flight slots (services.step_slots).
+
+The write (``record_step``): its trace step (a link of the hash chain), its ack, the slot
+it gives back, the prevention records of its judgement and, when the egress policy refused
+its call, the EGRESS_REFUSED audit entry — in one transaction, once per step (the skill
+itself runs in activities.steps, outside it). A prevented step records its prevention and
+no trace step or ack (it did not run).
 
 The ledger is read before the skill runs (``first_result``), so a step whose result was
 recorded is never executed again, even if its activity completion was lost.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +26,8 @@ from domain.enums import AckStatus
 from domain.hashchain import step_content, step_hash, with_secrets_proof
 from domain.ids import derive_id
 from domain.messages import StepRequest, StepResult
-from services import step_slots
+from domain.policy_rules import StepVerdict
+from services import policies, step_slots
 from services.ledger import Execution, ack, audit_entry, find_first_result, run_once, utcnow
 from services.traces import insert_step, trace_id_for
 
@@ -29,6 +40,41 @@ class Executed:
     result: StepResult
     secrets_sha256: str | None = None
     refusal: dict[str, Any] | None = None
+    verdict: StepVerdict = field(default_factory=lambda: StepVerdict(None, []))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admission decided: the judgement, and whether the step holds a slot (a stopped
+    step takes none; a step without one waits in its workflow)."""
+
+    verdict: StepVerdict
+    slot_taken: bool
+
+    @property
+    def prevented(self) -> StepResult | None:
+        """The result of a step its judgement stopped (nothing ran, nothing cost)."""
+        stop = self.verdict.prevented
+        if stop is None:
+            return None
+        return StepResult(ok=False, output={}, cost=Decimal(0), error=stop.reason,
+                          prevented=policies.prevention_of(stop))  # fmt: skip
+
+
+def admit(
+    sessions: sessionmaker[Session],
+    req: StepRequest,
+    slot: step_slots.SlotRequest,
+    reserved: Decimal,
+    now: datetime,
+) -> Admission:
+    """Judge the step (rules, budget with its reservation), then take its slot: one
+    transaction."""
+    with sessions.begin() as session:
+        verdict = policies.judge_before_step(session, req, reserved)
+        if verdict.prevented is not None:
+            return Admission(verdict, slot_taken=False)
+        return Admission(verdict, step_slots.acquire_in(session, slot, now))
 
 
 def step_key(index: int) -> str:
@@ -82,7 +128,8 @@ def record_step(
 def _write(session: Session, req: StepRequest, executed: Executed, slot_id: str) -> StepResult:
     step_slots.release(session, slot_id)
     result = recorded = executed.result
-    if req.traced:
+    policies.record_step_judgement(session, req, executed.verdict)
+    if req.traced and result.prevented is None:
         stored_input = with_secrets_proof(req.input, executed.secrets_sha256)
         content = content_of(req, result, stored_input)
         digest = step_hash(req.prev_hash, content)

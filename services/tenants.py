@@ -1,9 +1,11 @@
 """Operator writes on tenants: create, budget, status, skills, promotion settings, flight
-limits and the egress allow-list (the CLI and the HTTP API share them).
+limits, governance settings and the egress allow-list (the CLI and the HTTP API share them).
 
 Every change of what runs are held to (budget, skills) bumps the version running runs
 compare against in their mid-execution policy check. Promotion settings concern
-candidates, flight limits fairness and the allow-list each step's call: no version bump.
+candidates, flight limits fairness, governance settings the runs that start after the
+change (a run resolves them once, when it opens) and the allow-list each step's call: no
+version bump.
 Every change is written to the audit ledger with its before and after state, under an
 id derived from the tenant, the states and the time of the change. The one writer of
 ``tenants``.
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,8 +23,10 @@ from db.engine import reading
 from db.models import Tenant
 from domain.egress import EgressRule, EgressRuleError, parse_rules
 from domain.enums import TenantStatus
+from domain.governance import TenantGovernance
 from domain.promotion import FROZEN_POLICY_IDS
 from domain.skill_catalog import SKILL_INPUTS
+from domain.validation_errors import describe_first
 from services.errors import AdminError
 from services.ledger import audit_entry, utcnow
 
@@ -228,6 +233,43 @@ def _change_settings(sessions: sessionmaker[Session], tenant_id: str,
         after = view(tenant)
         _audit_change(session, tenant, event, key, actor, before, after)
         return after
+
+
+# ----- governance settings (domain.governance) ---------------------------------------------
+
+
+def governance_view(t: Tenant) -> dict[str, Any]:
+    return {"tenant_id": t.id, "governance": governance_of_row(t).model_dump(mode="json")}
+
+
+def governance_of_row(t: Tenant) -> TenantGovernance:
+    return TenantGovernance.model_validate(t.governance or {})
+
+
+def checked_governance(raw: dict[str, Any]) -> TenantGovernance:
+    """The settings as a TenantGovernance; AdminError names the first bad field."""
+    try:
+        return TenantGovernance.model_validate(raw)
+    except ValidationError as exc:
+        raise AdminError(f"governance: {describe_first(exc)}") from None
+
+
+def set_governance(sessions: sessionmaker[Session], tenant_id: str, raw: dict[str, Any],
+                   actor: str = "operator") -> dict[str, Any]:  # fmt: skip
+    """Replace the tenant's governance settings (``{}``: the worker's defaults, nothing
+    loosened); runs that open afterwards resolve against them. Audited."""
+    settings = checked_governance(raw)
+    stored = settings.model_dump(mode="json", exclude_none=True)
+    if not stored.get("loosen"):
+        stored.pop("loosen", None)
+    changes = {"governance": stored or None}
+    return _change_settings(sessions, tenant_id, governance_view, changes, actor,
+                            "TENANT_GOVERNANCE_UPDATED", "tenant-governance")  # fmt: skip
+
+
+def get_governance(sessions: sessionmaker[Session], tenant_id: str) -> TenantGovernance:
+    with sessions() as session:
+        return governance_of_row(tenant_of(session, tenant_id))
 
 
 # ----- the egress allow-list (domain.egress rules) ----------------------------------------

@@ -26,7 +26,10 @@ def new_tenant(
     budget: Decimal | None = Decimal("10"),
     allowed_skills: list[str] | None = None,
     status: str = "ACTIVE",
+    governance: dict[str, Any] | None = None,
 ) -> str:
+    """A tenant; ``governance``: its governance settings (domain.governance.TenantGovernance),
+    what a run's options may only tighten."""
     tenant_id = f"t-{uuid.uuid4().hex[:10]}"
     now = datetime.now(UTC)
     with sessions.begin() as session:
@@ -37,6 +40,7 @@ def new_tenant(
                 status=status,
                 budget_limit=budget,
                 allowed_skills=allowed_skills,
+                governance=governance,
                 created_at=now,
                 updated_at=now,
             )

@@ -113,6 +113,11 @@ class RunControl:
             self.stop = req
 
     @property
+    def pauses_held(self) -> int:
+        """How many pauses the run has entered (the current one's number, while paused)."""
+        return self._pauses
+
+    @property
     def stop_requested(self) -> bool:
         return self.stop is not None
 

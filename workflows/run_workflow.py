@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         RunStatus,
         Severity,
+        ViolationType,
     )
     from domain.ids import run_id_from_workflow_id
     from domain.messages import (
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         FinalizeRequest,
         OpenRunRequest,
         OpenRunResult,
+        StepPrevention,
         StepRequest,
         StepResult,
         TraceRequest,
@@ -39,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.outcome import IncidentSpec, Outcome
     from workflows import patches
     from workflows.control import RunControl
+    from workflows.control_updates import ControlUpdates
     from workflows.errors import (
         describe_validation_error,
         is_cancellation,
@@ -54,7 +57,8 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="RunWorkflow")
 class RunWorkflow:
-    """A governed run. Signals: pause, resume, stop. Query: status.
+    """A governed run. Signals: pause, resume, stop. Updates (validated, answered):
+    pause_run, resume_run, stop_run. Query: status.
 
     ``run`` is the phase machine of docs/DESIGN.md, top-down; what the run knows is a
     ``RunState``, how it writes is ``RunWrites``, its control (signals, policy checks,
@@ -75,6 +79,7 @@ class RunWorkflow:
         self.state = RunState.of(run_id, self._input)
         self.writes = RunWrites(self.state)
         self.control = RunControl(self.state, self.writes)
+        self.updates = ControlUpdates(self.control)
 
     # ----- operator surface -------------------------------------------------------
 
@@ -91,6 +96,7 @@ class RunWorkflow:
             cost=s.cost,
             budget=s.budget,
             pause=self.control.pause_view(),
+            pause_requested=self.control.pending_pause is not None,
             stop_requested=self.control.stop_requested,
             failure_reason=s.failure_reason,
         )
@@ -106,6 +112,36 @@ class RunWorkflow:
     @workflow.signal(name="stop")
     def stop_signal(self, *args: Any) -> None:
         self.control.on_stop(*args)
+
+    # Updates: a refusal is raised by the validator (no history event); an accepted one
+    # returns the run's state once the run has acted on it (workflows.control_updates).
+
+    @workflow.update(name="pause_run")
+    def pause_update(self, *args: Any) -> RunStatusView:
+        self.updates.pause(args)
+        return self.status_query()
+
+    @pause_update.validator
+    def validate_pause(self, *args: Any) -> None:
+        self.updates.validate_pause(args)
+
+    @workflow.update(name="resume_run")
+    async def resume_update(self, *args: Any) -> RunStatusView:
+        await self.updates.resume(args)
+        return self.status_query()
+
+    @resume_update.validator
+    def validate_resume(self, *args: Any) -> None:
+        self.updates.validate_resume(args)
+
+    @workflow.update(name="stop_run")
+    def stop_update(self, *args: Any) -> RunStatusView:
+        self.updates.stop(args)
+        return self.status_query()
+
+    @stop_update.validator
+    def validate_stop(self, *args: Any) -> None:
+        self.updates.validate_stop(args)
 
     # ----- the phase machine ------------------------------------------------------
 
@@ -174,6 +210,7 @@ class RunWorkflow:
                 steps=inp.steps,
                 budget=inp.budget,
                 options=inp.options,
+                submitted_by=inp.submitted_by,
                 authorized=authorized,
                 first_check=s.fewer_local_activities,
             ),
@@ -236,6 +273,8 @@ class RunWorkflow:
                     break
                 waits += 1
                 await self.control.wait_for_slot(waits)
+            if result.prevented is not None:  # judged before it ran: it did not run
+                return self._prevented(result.prevented)
             s.steps_done = index + 1
             s.cost += result.cost
             s.skills_used.append(step.skill)
@@ -262,9 +301,26 @@ class RunWorkflow:
                 input=step.input,
                 traced=s.traced,
                 prev_hash=s.prev_hash,
+                cost_so_far=s.cost,
+                budget=s.budget,
             ),
             **STEP,
         )
+
+    @staticmethod
+    def _prevented(prevention: StepPrevention) -> Outcome:
+        """A rule (BLOCKED, PREVENTED) or the budget stopped a step before it ran."""
+        if prevention.by_budget:
+            spec = IncidentSpec(IncidentCategory.BUDGET_BREACH, Severity.HIGH, "Budget exceeded")
+            violation = ViolationType.BUDGET_EXCEEDED
+            reason = f"prevented by the budget: {prevention.reason}"
+        else:
+            spec = IncidentSpec(IncidentCategory.POLICY_VIOLATION, Severity.HIGH,
+                                f"Step prevented by rule {prevention.rule_name}")  # fmt: skip
+            violation = ViolationType.STEP_PREVENTED
+            reason = (f"prevented by rule {prevention.rule_name!r} ({prevention.outcome}): "
+                      f"{prevention.reason}")  # fmt: skip
+        return Outcome(RunStatus.FAILED_POLICY, reason, spec, [violation])
 
     @staticmethod
     def _failure_incident() -> IncidentSpec:

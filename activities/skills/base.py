@@ -17,6 +17,8 @@ class LlmEndpoint:
     default_model: str
     price_per_1k_input: Decimal
     price_per_1k_output: Decimal
+    # The completion tokens a call without its own max_tokens may use (and is sent).
+    default_max_tokens: int = 1024
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,26 @@ def price(prompt_tokens: int, completion_tokens: int, ctx: SkillContext) -> Deci
     ) / 1000
 
 
+# An upper bound of the tokens of a prompt: a token is at least one character, and each
+# message adds a few tokens of chat framing.
+FRAMING_TOKENS_PER_MESSAGE = 8
+
+
+def reservation(data: LlmInput, ctx: SkillContext) -> Decimal:
+    """The most the call can cost: every prompt character a token, plus framing, and the
+    whole completion budget (the call is sent with it as max_tokens)."""
+    messages = data.chat_messages()
+    prompt_tokens = sum(len(m["content"]) + FRAMING_TOKENS_PER_MESSAGE for m in messages)
+    return price(prompt_tokens, max_tokens(data, ctx), ctx)
+
+
+def max_tokens(data: LlmInput, ctx: SkillContext) -> int:
+    return data.max_tokens if data.max_tokens is not None else ctx.llm.default_max_tokens
+
+
 def llm(data: LlmInput, ctx: SkillContext) -> SkillOutput:
     body: dict = {"model": data.model or ctx.llm.default_model, "messages": data.chat_messages()}
-    if data.max_tokens is not None:
-        body["max_tokens"] = data.max_tokens
+    body["max_tokens"] = max_tokens(data, ctx)  # what the reservation counted on
     if data.temperature is not None:
         body["temperature"] = data.temperature
     headers = {"Authorization": f"Bearer {ctx.llm.api_key}"} if ctx.llm.api_key else {}

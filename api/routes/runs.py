@@ -50,6 +50,11 @@ NOT_FOUND = {404: {"description": "unknown run, or a run of another tenant"}}
 
 
 START_REFUSALS: dict[int | str, dict] = {
+    403: {
+        "model": ErrorBody,
+        "description": "an option loosens the tenant's governance settings, and the tenant "
+        "does not allow the key's authority to loosen it",
+    },
     409: {"model": ErrorBody, "description": "the run id is in use (by any tenant)"},
     413: {"model": ErrorBody, "description": "the body is larger than HTTP_MAX_BODY_BYTES"},
     429: {
@@ -68,12 +73,18 @@ async def create_run(
     sessions: SessionsDep,
     settings: Annotated[Settings, Depends(settings_of)],
 ) -> RunAccepted:
-    """Start RunWorkflow for the key's tenant; 409 when the run id is in use (by anyone),
-    429 when the tenant has its limit of runs in flight."""
+    """Start RunWorkflow for the key's tenant, submitted as the key; 403 when an option
+    loosens the tenant's settings without its leave, 409 when the run id is in use (by
+    anyone), 429 when the tenant has its limit of runs in flight."""
     check_body(body)
-    payload = {"tenant_id": caller.tenant_id, **body.model_dump(mode="json", exclude_none=True)}
+    payload = {
+        "tenant_id": caller.tenant_id,
+        **body.model_dump(mode="json", exclude_none=True),
+        "submitted_by": {"id": caller.actor_id, "authority": caller.authority},
+    }
     check_encoded_size(payload)
-    await run_in_threadpool(admit_run, sessions, settings, caller.tenant_id, body.run_id)
+    await run_in_threadpool(admit_run, sessions, settings, caller.tenant_id, body.run_id,
+                            body.options, caller.authority)  # fmt: skip
     try:
         handle = await start_run(client, settings.task_queue, payload)
     except RunRequestError as exc:

@@ -63,12 +63,16 @@ class PolicyEvaluation(Base):
 
 
 class PreventionRecord(Base):
-    """A policy rule that matched a run: PREVENTED, BLOCKED or WARNED."""
+    """A policy rule that matched a run: PREVENTED, BLOCKED or WARNED — in the run's final
+    evaluation (``evaluation_id``), or before a step (``step_index``; no evaluation)."""
 
     __tablename__ = "prevention_records"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    evaluation_id: Mapped[str] = mapped_column(ForeignKey("policy_evaluations.id"), index=True)
+    evaluation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("policy_evaluations.id"), index=True
+    )
+    step_index: Mapped[int | None]
     run_id: Mapped[str] = mapped_column(String(100), index=True)
     tenant_id: Mapped[str] = mapped_column(String(100))
     rule_id: Mapped[str | None] = mapped_column(String(36))

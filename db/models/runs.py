@@ -28,6 +28,9 @@ class Tenant(Base):
     max_signal_count: Mapped[int | None]
     max_runs_in_flight: Mapped[int | None]
     max_steps_in_flight: Mapped[int | None]
+    # Governance settings (domain.governance.TenantGovernance): the tenant decides, a run's
+    # options may only tighten them; null = the worker's defaults, nothing loosened.
+    governance: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

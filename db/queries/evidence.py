@@ -100,11 +100,34 @@ def run_evidence(session: Session, run_id: str, tenant_id: str | None = None) ->
                 decision=run.authorization_decision, reason=run.authorization_reason
             ),
             policy_checks=_policy_checks(session, run_id),
+            step_judgements=_step_judgements(session, run_id),
             pauses=_pauses(session, run_id),
             control=_control(ledger_entries(session, run_id)),
             promotions=_promotions(session, run_id),
         ),
     )
+
+
+def _prevention(r: PreventionRecord) -> PreventionEvidence:
+    return PreventionEvidence(
+        id=r.id,
+        rule_id=r.rule_id,
+        rule_name=r.rule_name,
+        outcome=r.outcome,
+        reason=r.reason,
+        status=r.status,
+        rolled_back=r.status == ROLLED_BACK,
+        step_index=r.step_index,
+    )
+
+
+def _step_judgements(session: Session, run_id: str) -> list[PreventionEvidence]:
+    records = session.scalars(
+        select(PreventionRecord)
+        .where(PreventionRecord.run_id == run_id, PreventionRecord.step_index.is_not(None))
+        .order_by(PreventionRecord.step_index, PreventionRecord.id)
+    ).all()
+    return [_prevention(r) for r in records]
 
 
 def _evaluations(session: Session, run_id: str) -> list[PolicyEvaluationEvidence]:
@@ -129,19 +152,7 @@ def _evaluations(session: Session, run_id: str) -> list[PolicyEvaluationEvidence
             rolled_back=e.status == ROLLED_BACK,
             rollback_reason=e.rollback_reason,
             created_at=e.created_at,
-            prevention_records=[
-                PreventionEvidence(
-                    id=r.id,
-                    rule_id=r.rule_id,
-                    rule_name=r.rule_name,
-                    outcome=r.outcome,
-                    reason=r.reason,
-                    status=r.status,
-                    rolled_back=r.status == ROLLED_BACK,
-                )
-                for r in records
-                if r.evaluation_id == e.id
-            ],
+            prevention_records=[_prevention(r) for r in records if r.evaluation_id == e.id],
             limit_breaches=[
                 LimitBreachEvidence(
                     id=b.id,

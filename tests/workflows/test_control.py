@@ -13,10 +13,10 @@ import pytest
 from db.models import (
     AuditLedgerEntry,
     Incident,
-    LimitBreach,
     OutboxEvent,
     PauseRecord,
     PolicyCheck,
+    PreventionRecord,
     Run,
     StopRequest,
     TraceStep,
@@ -129,9 +129,9 @@ async def test_stop_while_paused(ts_env, ts_settings, sessions, task_queue, run_
 async def test_pause_sla_expiry_with_default_one_hour(ts_env, ts_settings, sessions, task_queue,
                                                       run_id, behavior):  # fmt: skip
     assert ts_settings.pause_sla_seconds == 3600  # the real default, skipped not waited
-    tenant = new_tenant(sessions)
-    payload = {"tenant_id": tenant, "steps": echo_steps(1),
-               "options": {"pause_timeout_behavior": behavior}}  # fmt: skip
+    # The tenant decides what an expired pause does (a run's option may only tighten it).
+    tenant = new_tenant(sessions, governance={"pause_timeout_behavior": behavior})
+    payload = {"tenant_id": tenant, "steps": echo_steps(1)}
     async with running_worker(ts_env.client, ts_settings, sessions, task_queue):
         handle = await start_paused(ts_env, task_queue, run_id, payload)
         if behavior == "ESCALATE":
@@ -160,26 +160,34 @@ async def test_pause_sla_expiry_with_default_one_hour(ts_env, ts_settings, sessi
         assert pause.warned_at <= pause.escalated_at
 
 
-async def test_budget_exhausted_mid_run_by_real_costs(ts_env, ts_settings, sessions, task_queue,
-                                                      run_id):  # fmt: skip
+async def test_a_call_whose_reservation_does_not_fit_the_budget_is_prevented(
+    ts_env, ts_settings, sessions, task_queue, run_id
+):
     tenant = new_tenant(sessions, budget=Decimal("0.001"))
     with local_server() as server:
         llm_settings = ts_settings.model_copy(update={"llm_base_url": f"{server.url}/v1"})
-        steps = [{"skill": "llm", "input": {"prompt": f"q{i}"}} for i in range(6)]
+        steps = [{"skill": "llm", "input": {"prompt": "q0"}}]
+        steps += [{"skill": "llm", "input": {"prompt": f"q{i}", "max_tokens": 500}}
+                  for i in range(1, 6)]  # fmt: skip
         async with running_worker(ts_env.client, llm_settings, sessions, task_queue):
             handle = await start_run(ts_env.client, task_queue, run_id,
                                      {"tenant_id": tenant, "steps": steps})  # fmt: skip
             result = await handle.result()
-        # 0.00045 a call: the third call crosses 0.001, the check before the fourth stops it.
-        assert len(server.llm_requests) == 3
+        # A call reserves its worst case before it runs: (2 + 8) prompt tokens at 0.00015/1k
+        # and its completion tokens at 0.0006/1k (the default 1024 when it names none, sent
+        # as max_tokens): 0.0006159, then 0.0003015; each costs 0.00045 (its usage). The
+        # third would not fit 0.001: never sent.
+        assert [r["max_tokens"] for r in server.llm_requests] == [1024, 500]
     assert (result.phase, result.status) == ("FAILED", "failed_policy")
-    assert "BUDGET_EXCEEDED" in result.reason
-    checks = sorted(rows(sessions, PolicyCheck, run_id=run_id), key=lambda c: c.step_index)
-    assert checks[-1].decision == "TERMINATE" and checks[-1].violations == ["BUDGET_EXCEEDED"]
-    breach = rows(sessions, LimitBreach, run_id=run_id)[0]
-    assert (breach.limit_type, breach.value, breach.threshold) == (
-        "BUDGET", Decimal("0.00135"), Decimal("0.001"))  # fmt: skip
+    assert result.cost == Decimal("0.0009") and result.steps_done == 2  # never over budget
+    assert "prevented by the budget: step 2 (llm) would bring the cost to 0.0012015" in (
+        result.reason)  # fmt: skip
+    (judged,) = [r for r in rows(sessions, PreventionRecord, run_id=run_id) if r.step_index == 2]
+    assert (judged.rule_name, judged.outcome, judged.evaluation_id) == ("budget", "PREVENTED", None)
     assert [i.category for i in rows(sessions, Incident, source_run_id=run_id)] == ["BUDGET_BREACH"]
+    (entry,) = rows(sessions, AuditLedgerEntry, event_type="STEP_PREVENTED", entity_id=run_id)
+    assert entry.after_state["step_index"] == 2
+    assert count(sessions, TraceStep, run_id=run_id) == 2  # the prevented step left no step
 
 
 async def change_during_slow_step(env, settings, sessions, task_queue, run_id, tenant, change,
@@ -264,11 +272,10 @@ async def test_pause_decisions_then_admin_resumes(ts_env, ts_settings, sessions,
 
 
 async def test_check_disabled_skips(ts_env, ts_settings, sessions, task_queue, run_id):
-    tenant = new_tenant(sessions)
+    tenant = new_tenant(sessions, governance={"policy_check_enabled": False})  # the tenant's
     async with running_worker(ts_env.client, ts_settings, sessions, task_queue):
         handle = await start_run(ts_env.client, task_queue, run_id,
-                                 {"tenant_id": tenant, "steps": echo_steps(3),
-                                  "options": {"policy_check_enabled": False}})  # fmt: skip
+                                 {"tenant_id": tenant, "steps": echo_steps(3)})  # fmt: skip
         result = await handle.result()
     assert result.status == "succeeded"
     assert count(sessions, PolicyCheck, run_id=run_id) == 0

@@ -2,8 +2,10 @@
 
 Fault matrix: every governance step × {fails before its write, completion lost once,
 fails after its write, its compensation fails on the first attempt}. Each run has a
-BLOCKED rule so that governance writes an evaluation with a prevention record and a
-limit breach, an incident, and the trace completion.
+BLOCKED rule that stops its second step before it runs, and a WARNED cost rule, so that
+governance writes an evaluation with prevention records and a limit breach, an incident,
+and the trace completion. The records judged before a step are no write of the saga: they
+stay COMMITTED whatever the saga does.
 """
 
 import asyncio
@@ -49,9 +51,12 @@ GOVERNANCE_TOPICS = {"policy.evaluated", "incident.created", "trace.completed", 
                      "run.failed"}  # fmt: skip
 
 
+STEPS_RUN = [*echo_steps(1), {"skill": "template", "input": {"template": "never rendered"}}]
+
+
 def governed_tenant(sessions) -> str:
     tenant = new_tenant(sessions)
-    add_rule(sessions, tenant, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
+    add_rule(sessions, tenant, "no-template", "SKILL_USED", {"skill": "template"}, "BLOCKED")
     add_rule(sessions, tenant, "tiny-cost", "MAX_COST", {"max": "0"}, "WARNED")
     return tenant
 
@@ -64,11 +69,28 @@ def assert_no_duplicates(sessions, run_id):
     assert len(rows(sessions, Trace, run_id=run_id)) == 1
 
 
+def evaluation_records(sessions, run_id):
+    """The prevention records of the run's evaluation (not those judged before a step)."""
+    return [r for r in rows(sessions, PreventionRecord, run_id=run_id) if r.step_index is None]
+
+
+def assert_step_judgements_kept(sessions, run_id):
+    judged = [
+        (r.step_index, r.rule_name, r.outcome, r.status)
+        for r in rows(sessions, PreventionRecord, run_id=run_id)
+        if r.step_index is not None
+    ]
+    assert sorted(judged) == [(0, "tiny-cost", "WARNED", "COMMITTED"),
+                              (1, "no-template", "BLOCKED", "COMMITTED")], judged  # fmt: skip
+
+
 def assert_all_committed(sessions, run_id):
     run = rows(sessions, Run, id=run_id)[0]
     assert (run.phase, run.status) == ("FAILED", "failed_policy")  # the BLOCKED rule
+    assert "prevented by rule 'no-template' (BLOCKED)" in run.failure_reason
     assert [e.status for e in rows(sessions, PolicyEvaluation, run_id=run_id)] == ["COMMITTED"]
-    assert {r.status for r in rows(sessions, PreventionRecord, run_id=run_id)} == {"COMMITTED"}
+    assert {r.status for r in evaluation_records(sessions, run_id)} == {"COMMITTED"}
+    assert_step_judgements_kept(sessions, run_id)
     assert [b.status for b in rows(sessions, LimitBreach, run_id=run_id)] == ["COMMITTED"]
     assert [i.status for i in rows(sessions, Incident, source_run_id=run_id)] == ["OPEN"]
     assert rows(sessions, Trace, run_id=run_id)[0].status == "COMPLETED"
@@ -96,9 +118,8 @@ def assert_all_rolled_back(sessions, run_id, cause: str):
         assert evaluation.status == "ROLLED_BACK" and evaluation.rollback_reason
         assert ("policies", "evaluate_policy") in rolled_back_acks
         assert ("policy_evaluation", evaluation.id) in ledger
-        assert {r.status for r in rows(sessions, PreventionRecord, run_id=run_id)} == {
-            "ROLLED_BACK"
-        }
+        assert {r.status for r in evaluation_records(sessions, run_id)} == {"ROLLED_BACK"}
+        assert_step_judgements_kept(sessions, run_id)
         assert {b.status for b in rows(sessions, LimitBreach, run_id=run_id)} == {"ROLLED_BACK"}
     for incident in written["incidents"]:
         assert incident.status == "ROLLED_BACK"
@@ -118,13 +139,14 @@ async def run_with_faults(dev_env, settings, sessions, task_queue, run_id, fault
     acts = activities_with_faults(settings, sessions, faults)
     async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
         handle = await start_run(dev_env.client, task_queue, run_id,
-                                 {"tenant_id": tenant, "steps": echo_steps(2)})  # fmt: skip
+                                 {"tenant_id": tenant, "steps": STEPS_RUN})  # fmt: skip
         return await handle.result()
 
 
 async def test_no_fault_commits_everything(dev_env, settings, sessions, task_queue, run_id):
     result = await run_with_faults(dev_env, settings, sessions, task_queue, run_id, {})
-    assert result.incident_id and result.policy_outcome == "BLOCKED"
+    assert result.incident_id and result.policy_outcome == "PREVENTED"
+    assert result.steps_done == 1  # the template step never ran
     assert_all_committed(sessions, run_id)
     assert_no_duplicates(sessions, run_id)
 
@@ -174,7 +196,7 @@ async def test_cancellation_during_governance_compensates(dev_env, settings, ses
     acts = activities_with_faults(settings, sessions, {"incidents.create_for_run": SLOW_AFTER})
     async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
         handle = await start_run(dev_env.client, task_queue, run_id,
-                                 {"tenant_id": tenant, "steps": echo_steps(1)},
+                                 {"tenant_id": tenant, "steps": STEPS_RUN},
                                  task_timeout=timedelta(seconds=2))  # fmt: skip
         for _ in range(100):
             if rows(sessions, Incident, source_run_id=run_id):

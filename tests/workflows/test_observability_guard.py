@@ -38,13 +38,13 @@ def activities_with_broken_trace(settings, sessions):
 
 @pytest.mark.parametrize("mode", ["STRICT", "DEGRADED", "PERMISSIVE"])
 async def test_trace_failure_by_mode(dev_env, settings, sessions, task_queue, run_id, mode):
-    tenant = new_tenant(sessions)
+    # The tenant's mode (a run's option could only tighten it: PERMISSIVE would loosen).
+    tenant = new_tenant(sessions, governance={"observability_mode": mode})
     acts = activities_with_broken_trace(settings, sessions)
     async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
         handle = await start_run(
             dev_env.client, task_queue, run_id,
-            {"tenant_id": tenant, "steps": echo_steps(2),
-             "options": {"observability_mode": mode}},
+            {"tenant_id": tenant, "steps": echo_steps(2)},
         )  # fmt: skip
         result = await handle.result()
         local = [name for kind, name in await markers(handle) if kind == "core_local_activity"]

@@ -40,7 +40,7 @@ NATURAL_KEYS = [
     (m.Trace, ("run_id",)),
     (m.TraceStep, ("run_id", "step_index")),
     (m.PolicyEvaluation, ("run_id",)),
-    (m.PreventionRecord, ("run_id", "rule_name")),
+    (m.PreventionRecord, ("run_id", "step_index", "rule_name")),
     (m.LimitBreach, ("run_id", "limit_type")),
     (m.Incident, ("source_run_id", "category")),
     (m.PolicyCheck, ("run_id", "step_index")),
