@@ -10,7 +10,18 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from cli import admin, apikeys, bench, candidates, inspect, reconcile, runs, secrets, tenant
+from cli import (
+    admin,
+    apikeys,
+    bench,
+    candidates,
+    incidents,
+    inspect,
+    reconcile,
+    runs,
+    secrets,
+    tenant,
+)
 from cli.context import CliError, Context
 from db.engine import DatabaseConfigError
 from runtime.embedded_temporal import TemporalConfigError
@@ -24,8 +35,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # In the order of `starter.py --help`; a module's unnamed Typer adds its commands here.
-for group in (runs.app, tenant.app, admin.policy, admin.app, candidates.app, inspect.app,
-              apikeys.app, reconcile.app, bench.app, secrets.app):  # fmt: skip
+for group in (runs.app, tenant.app, admin.policy, admin.app, candidates.app, incidents.app,
+              inspect.app, apikeys.app, reconcile.app, bench.app, secrets.app):  # fmt: skip
     app.add_typer(group)
 
 

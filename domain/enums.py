@@ -85,6 +85,16 @@ class IncidentCategory(StrEnum):
     CANDIDATE_PROMOTION = "CANDIDATE_PROMOTION"
 
 
+class IncidentStatus(StrEnum):
+    """An incident's lifecycle (domain.incidents): OPEN → ACKNOWLEDGED → RESOLVED, or OPEN →
+    RESOLVED; ROLLED_BACK is the run's compensation, and ends it."""
+
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
 class PolicyOutcome(StrEnum):
     """Outcome of one matching policy rule (a prevention record)."""
 

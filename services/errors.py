@@ -5,6 +5,14 @@ class AdminError(ValueError):
     """A refused admin change (tenants, rules, limits, egress, secrets, stop requests)."""
 
 
+class UnknownIncident(AdminError):
+    """No such incident, or (asked for a tenant) one of another tenant: told alike."""
+
+
+class IncidentStateError(AdminError):
+    """The incident's status does not allow the change (already resolved, rolled back, ...)."""
+
+
 class ApiKeyError(ValueError):
     """A refused API key operation."""
 

@@ -4,16 +4,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
 
 
 class Incident(Base):
-    """An incident; ``source_run_id`` links it to the run that caused it."""
+    """An incident; ``source_run_id`` links it to the run that caused it. Its lifecycle
+    (domain.incidents): OPEN → ACKNOWLEDGED → RESOLVED, each change with who, when and a
+    note; ROLLED_BACK when its run compensates."""
 
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(100), index=True)
@@ -27,6 +30,12 @@ class Incident(Base):
     created_at: Mapped[datetime]
     rolled_back_at: Mapped[datetime | None]
     rollback_reason: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
 
 
 class PolicyRule(Base):
