@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (the OpenAPI document is built from them)."""
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -9,7 +9,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from domain.candidates import CandidateSubmission
 from domain.enums import PauseReason
-from domain.models import ID_PATTERN, PauseView, RunOptions, StepSpec, Strict
+from domain.models import ID_PATTERN, PauseView, RunOptions, RunStatusView, StepSpec, Strict
 
 YEAR = 366 * 24 * 3600
 
@@ -96,6 +96,15 @@ class SignalAccepted(Strict):
     signal: str
     actor_id: str
     authority: str
+
+
+class ControlAccepted(SignalAccepted):
+    """An accepted control request: who sent it, how (``update``: the run answered with its
+    state; ``signal``: no worker had run it yet, or none answered a pause or stop — Temporal
+    buffers the signal and the run applies it at its next step)."""
+
+    delivered: Literal["update", "signal"]
+    state: RunStatusView | None = None
 
 
 class RunView(Strict):

@@ -1,15 +1,17 @@
 """Run commands: start, status, pause, resume, stop, demo."""
 
 import json
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cli.context import CliError, Context, Json, command, output, tenant_hint
-from clients.runs import RunRequestError, run_status, signal_run, start_run
+from clients.runs import ControlRefusedError, RunRequestError, control_run, run_status, start_run
 from domain.enums import Authority, PauseReason, Phase
 from domain.models import RunStatusView
+from services import control as control_service
 from services import tenants
 from services.errors import AdminError
 
@@ -157,30 +159,35 @@ async def stop(
 async def control(
     ctx: Context, signal: str, run_id: str, actor: str, authority: str, reason: str | None
 ) -> None:
+    """The run's control Update: its answer, or its refusal with the reason (audited; exit
+    1; nothing reaches the run's history)."""
     payload: dict[str, Any] = {"actor": {"id": actor, "authority": authority}}
     if signal in ("pause", "stop"):
         payload["reason"] = reason
     client = await ctx.client()
-    refusal = None
+    update_id = f"{signal}-{uuid.uuid4().hex}"
     try:
-        if signal == "resume":
-            refusal = resume_refusal(await run_status(client, run_id), authority)
-        await signal_run(client, run_id, signal, payload)
+        view = await control_run(client, run_id, signal, payload, update_id=update_id)
+    except ControlRefusedError as exc:
+        control_service.record_refused_update(ctx.sessions, run_id, update_id, signal, actor,
+                                              authority, str(exc))  # fmt: skip
+        raise CliError(f"run {run_id} refuses the {signal}: {exc}") from None
     except RunRequestError as exc:
         raise CliError(str(exc)) from None
-    print(f"sent {signal} to run {run_id}")
-    if refusal is not None:  # sent all the same: the run refuses it and audits the refusal
-        raise CliError(f"run {run_id} refuses the resume: {refusal}")
+    if view is None:
+        print(f"sent {signal} to run {run_id} as a signal (no worker has run it yet: it "
+              "applies at its next step)")  # fmt: skip
+    else:
+        print(f"{signal} accepted by run {run_id}: {_state(view)}")
 
 
-def resume_refusal(view: RunStatusView, authority: str) -> str | None:
-    """Why the run will refuse a resume from ``authority`` (as the HTTP API checks it)."""
-    if view.pause is None:
-        return None
-    if authority not in view.pause.resumable_by:
-        allowed = ", ".join(view.pause.resumable_by)
-        return f"{authority} may not resume a {view.pause.reason} pause (allowed: {allowed})"
-    return None
+def _state(view: RunStatusView) -> str:
+    state = f"{view.phase} {view.status}"
+    if view.pause_requested:
+        state += ", pauses at its next step"
+    if view.stop_requested:
+        state += ", stops at its next step"
+    return state
 
 
 @command(app, "demo", help="run the demo scenario against a running worker")

@@ -1,17 +1,25 @@
 """Starting and controlling runs through Temporal: shared by the CLI, the demo and the API."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes
@@ -30,6 +38,19 @@ from domain.validation_errors import describe
 
 class RunRequestError(ValueError):
     """A run request or control request refused before anything was written."""
+
+
+class ControlRefusedError(RunRequestError):
+    """The run refused a control update (its validator; no history event was written).
+    ``kind``: ControlMalformed, ControlNotAllowed or ControlNotApplicable."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NoAnswerError(RunRequestError):
+    """No worker answered the control update in time (none running for the task queue)."""
 
 
 class RunIdInUseError(RunRequestError):
@@ -110,8 +131,12 @@ async def run_status(client: Client, run_id: str) -> RunStatusView:
 CONTROL_MODELS = {"pause": PauseRequest, "resume": ResumeRequest, "stop": StopRequest}
 
 
-async def signal_run(client: Client, run_id: str, name: str, payload: dict[str, Any]) -> None:
-    """Validate a pause/resume/stop payload and send it to a run that is still open."""
+CONTROL_UPDATES = {"pause": "pause_run", "resume": "resume_run", "stop": "stop_run"}
+REFUSAL_KINDS = ("ControlMalformed", "ControlNotAllowed", "ControlNotApplicable")
+ANSWER_WITHIN = timedelta(seconds=10)
+
+
+async def _open_handle(client: Client, run_id: str, name: str, payload: dict[str, Any]):  # noqa: ANN202
     try:
         CONTROL_MODELS[name].model_validate(payload)
     except ValidationError as exc:
@@ -120,4 +145,69 @@ async def signal_run(client: Client, run_id: str, name: str, payload: dict[str, 
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise RunRequestError(f"run {run_id} has ended ({description.status.name}); cannot {name}")
+    return handle
+
+
+async def signal_run(client: Client, run_id: str, name: str, payload: dict[str, Any]) -> None:
+    """Validate a pause/resume/stop payload and send it to a run that is still open (a
+    signal: no answer; Temporal buffers it until a worker runs the workflow)."""
+    handle = await _open_handle(client, run_id, name, payload)
     await handle.signal(name, payload)
+
+
+async def control_run(
+    client: Client,
+    run_id: str,
+    name: str,
+    payload: dict[str, Any],
+    *,
+    update_id: str | None = None,
+    answer_within: timedelta = ANSWER_WITHIN,
+) -> RunStatusView | None:
+    """Pause, resume or stop a run with its Update (workflows.control_updates) and return
+    its state. A refusal is ControlRefusedError with the run's reason (nothing was written
+    to the history). A run no worker has run yet cannot answer: the request goes as the
+    signal (Temporal buffers it; the run applies it at its first step) and None is
+    returned; so does a pause or stop no worker answers within ``answer_within`` (both are
+    idempotent); a resume without an answer is NoAnswerError."""
+    handle = await _open_handle(client, run_id, name, payload)
+    if not await _has_run(handle):
+        await handle.signal(name, payload)
+        return None
+    try:
+        return await handle.execute_update(
+            CONTROL_UPDATES[name],
+            payload,
+            id=update_id,
+            result_type=RunStatusView,
+            rpc_timeout=answer_within,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type in REFUSAL_KINDS:
+            raise ControlRefusedError(cause.type, cause.message) from None
+        raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        if name in ("pause", "stop"):
+            await handle.signal(name, payload)
+            return None
+        raise NoAnswerError(
+            f"run {run_id}: no worker answered the {name} within "
+            f"{answer_within.total_seconds():g} s (is a worker running?)"
+        ) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # it closed meanwhile
+            raise RunRequestError(f"run {run_id} has ended; cannot {name}") from None
+        raise
+
+
+async def _has_run(handle: WorkflowHandle, look_at: int = 8) -> bool:
+    """Whether a worker has completed a workflow task of the run (its first events)."""
+    seen = 0
+    async for event in handle.fetch_history_events(page_size=look_at):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+        seen += 1
+        if seen >= look_at:
+            break
+    return False

@@ -5,7 +5,7 @@ services.policies; a paused run's status: services.runs).
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import PauseRecord, Run, StopRequest, Tenant
+from db.models import AuditLedgerEntry, PauseRecord, Run, StopRequest, Tenant
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import RunStatus, TenantStatus
 from domain.ids import derive_id
@@ -190,6 +190,32 @@ def record_refusal(
 
     run_once(sessions, execution, f"control.record_refusal:{req.key}", Done, write,
              tenant_id=req.tenant_id)  # fmt: skip
+
+
+def record_refused_update(sessions: sessionmaker[Session], run_id: str, update_id: str,
+                          control: str, actor_id: str, authority: str | None,
+                          reason: str) -> None:  # fmt: skip
+    """Audit a control Update the run refused (its validator wrote nothing to the history):
+    a SIGNAL_REFUSED entry (source ``update``) keyed by the update id, once."""
+    with sessions.begin() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return  # not opened yet: nothing to attach the refusal to
+        key = f"{run_id}/refusal/update/{update_id}"
+        if session.get(AuditLedgerEntry, derive_id("audit-ledger", key)) is not None:
+            return
+        audit_entry(
+            session,
+            key=key,
+            tenant_id=run.tenant_id,
+            event_type="SIGNAL_REFUSED",
+            entity_type="run",
+            entity_id=run_id,
+            actor_id=actor_id,
+            actor_authority=authority,
+            source="update",
+            after_state={"run_id": run_id, "signal": control, "reason": reason},
+        )
 
 
 def request_stop(sessions: sessionmaker[Session], run_id: str, reason: str,

@@ -3,11 +3,12 @@ on the code before it; a new run takes the new path and records the patch marker
 Core adds the id to the run's ``TemporalChangeVersion`` search attribute, so
 ``temporal workflow list --query "TemporalChangeVersion='<id>'"`` finds the runs on it).
 
-A run asks once, when it opens, and keeps the answer for its whole life
-(``RunWorkflow.fewer_local_activities``): one marker and one search-attribute upsert per
-run, however many places the patch touches. Once no run started before a change can be
-open or replayed any more (the namespace's retention has passed since the last such run
-closed), its old branch goes and the call becomes ``workflow.deprecate_patch``.
+A run asks once per patch, when it opens, and keeps the answer for its whole life
+(``RunState.fewer_local_activities``, ``RunState.refuse_late_resumes``): one marker and
+one search-attribute upsert per run and patch, however many places the patch touches. Once
+no run started before a change can be open or replayed any more (the namespace's retention
+has passed since the last such run closed), its old branch goes and the call becomes
+``workflow.deprecate_patch``.
 """
 
 # Two local activities fewer per run:
@@ -16,3 +17,7 @@ closed), its old branch goes and the call becomes ``workflow.deprecate_patch``.
 # - traces.complete returns the run's own reconciliation, read in its transaction after
 #   its ack (before: a separate audit.reconcile_run; still used when the run is untraced).
 FEWER_LOCAL_ACTIVITIES = "fewer-local-activities"
+
+# A resume that arrives in the same batch as the one that resolves a pause is refused
+# (audited) instead of staying queued to resume the run's next pause by itself.
+REFUSE_LATE_RESUMES = "refuse-late-resumes"

@@ -171,6 +171,9 @@ async def _resolve(
 ) -> None:
     await _update(control, pause, kind, actor)
     control.pause = None
+    if control.state.refuse_late_resumes:  # meant for this pause: never for a later one
+        for late in control.drain_resumes():
+            control.refusals.append(("resume", "the pause it was sent for has ended", late.actor))
     if resume_run:
         control.accept_policy_state()
         control.writes.set_status(RunStatus.RUNNING)

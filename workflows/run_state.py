@@ -35,6 +35,7 @@ class RunState:
     traced: bool = False
     execution_over: bool = False  # the last step has run (or the run ended without one)
     fewer_local_activities: bool = False  # workflows.patches, decided when the run opens
+    refuse_late_resumes: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
     config_: RunConfig | None = None
     failure_reason: str | None = None

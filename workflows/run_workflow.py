@@ -202,6 +202,7 @@ class RunWorkflow:
         s = self.state
         authorized = self.writes.phase_change(Phase.AUTHORIZED, RunStatus.QUEUED)
         s.fewer_local_activities = workflow.patched(patches.FEWER_LOCAL_ACTIVITIES)
+        s.refuse_late_resumes = workflow.patched(patches.REFUSE_LATE_RESUMES)
         opened = await self.writes.local(
             RunActivities.open,
             OpenRunRequest(

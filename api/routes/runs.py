@@ -1,5 +1,6 @@
-"""Runs: start, read, and control (pause, resume, stop) through Temporal signals."""
+"""Runs: start, read, and control (pause, resume, stop) through the run's Updates."""
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, status
@@ -28,19 +29,27 @@ from api.deps import (
 )
 from api.errors import clip
 from api.schemas import (
+    ControlAccepted,
     ErrorBody,
     PauseBody,
     RunAccepted,
     RunCreate,
     RunView,
-    SignalAccepted,
     StopBody,
 )
 from api.validation import check_body, check_encoded_size
-from clients.runs import RunIdInUseError, RunRequestError, signal_run, start_run
+from clients.runs import (
+    ControlRefusedError,
+    NoAnswerError,
+    RunIdInUseError,
+    RunRequestError,
+    control_run,
+    start_run,
+)
 from db.models import Run
 from domain.models import RunStatusView
 from runtime.settings import Settings
+from services import control
 from services.api_keys import Principal
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=UNAUTHORIZED)
@@ -179,22 +188,50 @@ def _not_created(
     )
 
 
-async def _signal(
-    client: Client, run_id: str, caller: Principal, name: str, extra: dict
-) -> SignalAccepted:
-    payload = {"actor": {"id": caller.actor_id, "authority": caller.authority.value}, **extra}
+REFUSAL_STATUS = {
+    "ControlMalformed": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "ControlNotAllowed": status.HTTP_403_FORBIDDEN,
+    "ControlNotApplicable": status.HTTP_409_CONFLICT,
+}
+
+
+async def _control(
+    client: Client,
+    sessions: sessionmaker[Session],
+    run_id: str,
+    caller: Principal,
+    name: str,
+    extra: dict,
+) -> ControlAccepted:
+    """The run's control Update, as the key: its answer (the run's state), or its refusal
+    with the reason (403/409/422; audited; nothing in the run's history)."""
+    actor = {"id": caller.actor_id, "authority": caller.authority.value}
+    update_id = f"{name}-{uuid.uuid4().hex}"
     try:
-        await signal_run(client, run_id, name, payload)
+        state = await control_run(client, run_id, name, {"actor": actor, **extra},
+                                  update_id=update_id)  # fmt: skip
+    except ControlRefusedError as exc:
+        who = (caller.actor_id, caller.authority.value)
+        await run_in_threadpool(control.record_refused_update, sessions, run_id, update_id,
+                                name, *who, str(exc))  # fmt: skip
+        raise HTTPException(REFUSAL_STATUS[exc.kind], str(exc)) from None
+    except NoAnswerError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     except RunRequestError as exc:
         if str(exc).startswith("unknown run"):
             raise not_found(run_id) from None
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return SignalAccepted(
-        run_id=run_id, signal=name, actor_id=caller.actor_id, authority=caller.authority
-    )
+    return ControlAccepted(run_id=run_id, signal=name, actor_id=caller.actor_id,
+                           authority=caller.authority, state=state,
+                           delivered="signal" if state is None else "update")  # fmt: skip
 
 
-CONTROL = {**NOT_FOUND, 409: {"description": "the run has ended"}}
+CONTROL = {
+    **NOT_FOUND,
+    409: {"description": "the run has ended, or is not in a state the request applies to"},
+    422: {"description": "a malformed request"},
+    503: {"description": "no worker answered within 10 s"},
+}
 
 
 @router.post("/{run_id}/pause", status_code=status.HTTP_202_ACCEPTED, responses=CONTROL)
@@ -202,12 +239,14 @@ async def pause_run(
     run_id: RunId,
     caller: Caller,
     client: ClientDep,
+    sessions: SessionsDep,
     body: Annotated[PauseBody | None, Body()] = None,
-) -> SignalAccepted:
-    """Send ``pause``; the run holds at its next checkpoint."""
+) -> ControlAccepted:
+    """The ``pause_run`` update; the run holds at its next step boundary
+    (``state.pause_requested`` until then)."""
     await owned_workflow(client, run_id, caller)
     reason = (body or PauseBody()).reason
-    return await _signal(client, run_id, caller, "pause", {"reason": reason.value})
+    return await _control(client, sessions, run_id, caller, "pause", {"reason": reason.value})
 
 
 @router.post(
@@ -215,25 +254,13 @@ async def pause_run(
     status_code=status.HTTP_202_ACCEPTED,
     responses={**CONTROL, 403: {"description": "the key's authority may not resume this pause"}},
 )
-async def resume_run(run_id: RunId, caller: Caller, client: ClientDep) -> SignalAccepted:
-    """Send ``resume``. A pause the key's authority may not resume: the signal still goes
-    (the workflow refuses and audits it) and the answer is 403 with the reason."""
-    handle, description = await owned_workflow(client, run_id, caller)
-    refusal = None
-    view = await _live_status(handle, description)
-    if (
-        view is not None
-        and view.pause is not None
-        and caller.authority not in view.pause.resumable_by
-    ):
-        allowed = ", ".join(view.pause.resumable_by)
-        refusal = (
-            f"{caller.authority} may not resume a {view.pause.reason} pause (allowed: {allowed})"
-        )
-    accepted = await _signal(client, run_id, caller, "resume", {})
-    if refusal is not None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
-    return accepted
+async def resume_run(
+    run_id: RunId, caller: Caller, client: ClientDep, sessions: SessionsDep
+) -> ControlAccepted:
+    """The ``resume_run`` update; answered once the pause is resolved. A pause the key's
+    authority may not resume: 403 with the reason (audited as RESUME_REFUSED)."""
+    await owned_workflow(client, run_id, caller)
+    return await _control(client, sessions, run_id, caller, "resume", {})
 
 
 @router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses=CONTROL)
@@ -241,9 +268,11 @@ async def stop_run(
     run_id: RunId,
     caller: Caller,
     client: ClientDep,
+    sessions: SessionsDep,
     body: Annotated[StopBody | None, Body()] = None,
-) -> SignalAccepted:
-    """Send ``stop``; the run ends CANCELLED at its next checkpoint."""
+) -> ControlAccepted:
+    """The ``stop_run`` update; the run ends CANCELLED at its next step boundary."""
     check_body(body)
     await owned_workflow(client, run_id, caller)
-    return await _signal(client, run_id, caller, "stop", {"reason": (body or StopBody()).reason})
+    extra = {"reason": (body or StopBody()).reason}
+    return await _control(client, sessions, run_id, caller, "stop", extra)

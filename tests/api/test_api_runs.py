@@ -1,6 +1,7 @@
 """The HTTP API against the real dev server, a real worker and both databases."""
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -10,6 +11,8 @@ from sqlalchemy import func, select
 from db.models import Alert, AuditLedgerEntry, Candidate, Run
 from services.api_keys import revoke_key
 from tests.helpers import echo_steps, running_worker
+from tests.local_servers import local_server
+from tests.security_servers import allow_egress
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,6 +27,15 @@ async def wait_for(api, path, headers, done, attempts=200):
             return response.json()
         await asyncio.sleep(0.05)
     raise AssertionError(f"{path}: condition never met (last: {response.text})")
+
+
+async def in_slow_step(server) -> None:
+    """The run is inside its slow step (a worker runs it: its updates get an answer)."""
+    for _ in range(200):
+        if any(hit.startswith("/slow/") for hit in server.hits):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the slow step never started")
 
 
 def finished(view):
@@ -108,16 +120,32 @@ async def test_another_tenants_run_is_a_404_like_an_unknown_run(
 async def test_resume_obeys_the_pause_authorities(
     dev_env, api, app_settings, sessions, task_queue, tenant_keys
 ):
+    with contextlib.ExitStack() as stack:
+        await resume_obeys_the_pause_authorities(
+            stack, dev_env, api, app_settings, sessions, task_queue, tenant_keys
+        )
+
+
+async def resume_obeys_the_pause_authorities(
+    stack, dev_env, api, app_settings, sessions, task_queue, tenant_keys
+):
     keys = tenant_keys("TENANT_ADMIN", "TENANT_USER")
     user = keys.headers["TENANT_USER"]
-    started = await api.post("/runs", json={"steps": echo_steps(2)}, headers=user)
-    run_id = started.json()["run_id"]
-    paused = await api.post(
-        f"/runs/{run_id}/pause", json={"reason": "APPROVAL_REQUIRED"}, headers=keys.admin
-    )
-    assert paused.status_code == 202
-    assert paused.json()["actor_id"] == f"apikey:{keys.ids['TENANT_ADMIN']}"
+    server = stack.enter_context(local_server())
+    allow_egress(sessions, keys.tenant, server.url)
+    slow = {"skill": "http", "input": {"url": f"{server.url}/slow/1.5"}}  # pause during it
     async with running_worker(dev_env.client, app_settings, sessions, task_queue):
+        started = await api.post("/runs", json={"steps": [slow, *echo_steps(1)]}, headers=user)
+        run_id = started.json()["run_id"]
+        await in_slow_step(server)
+        paused = await api.post(
+            f"/runs/{run_id}/pause", json={"reason": "APPROVAL_REQUIRED"}, headers=keys.admin
+        )
+        assert paused.status_code == 202, paused.text
+        assert paused.json()["actor_id"] == f"apikey:{keys.ids['TENANT_ADMIN']}"
+        assert paused.json()["state"]["pause_requested"] is True
+        again = await api.post(f"/runs/{run_id}/pause", headers=keys.admin)
+        assert again.status_code == 409 and "already paused" in again.json()["detail"]
         view = await wait_for(api, f"/runs/{run_id}", user, lambda v: v["pause"] is not None)
         assert view["status"] == "paused" and view["pause"]["reason"] == "APPROVAL_REQUIRED"
 
@@ -130,15 +158,24 @@ async def test_resume_obeys_the_pause_authorities(
         evidence = await wait_for(
             api, f"/runs/{run_id}/evidence", user, lambda e: e["decisions"]["control"]
         )
-        [refusal] = evidence["decisions"]["control"]
-        assert refusal["kind"] == "RESUME_REFUSED"
+        # Both refused updates are audited: the second pause and the user's resume.
+        kinds = [c["kind"] for c in evidence["decisions"]["control"]]
+        assert kinds == ["PAUSE_REFUSED", "RESUME_REFUSED"], kinds
+        refusal = evidence["decisions"]["control"][1]
         assert refusal["actor_id"] == f"apikey:{keys.ids['TENANT_USER']}"
         assert (await api.get(f"/runs/{run_id}", headers=user)).json()["status"] == "paused"
 
         resumed = await api.post(f"/runs/{run_id}/resume", headers=keys.admin)
         assert resumed.status_code == 202
+        assert resumed.json()["state"]["pause"] is None  # answered once resolved
         view = await wait_for(api, f"/runs/{run_id}", user, finished)
     assert view["status"] == "succeeded"
+    # The refused resume (a rejected update) left no event in the history.
+    history = await dev_env.client.get_workflow_handle(f"run-{run_id}").fetch_history()
+    accepted = [e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                for e in history.events
+                if e.HasField("workflow_execution_update_accepted_event_attributes")]  # fmt: skip
+    assert accepted == ["pause_run", "resume_run"]
     evidence = (await api.get(f"/runs/{run_id}/evidence", headers=user)).json()
     [pause] = evidence["decisions"]["pauses"]
     assert (pause["resolution"], pause["resolved_by"]) == (
@@ -151,19 +188,47 @@ async def test_resume_obeys_the_pause_authorities(
 
 async def test_stop_cancels_the_run(dev_env, api, app_settings, sessions, task_queue, tenant_keys):
     keys = tenant_keys()
-    run_id = (await api.post("/runs", json={"steps": echo_steps(2)}, headers=keys.admin)).json()[
-        "run_id"
-    ]
-    stopped = await api.post(
-        f"/runs/{run_id}/stop", json={"reason": "wrong input"}, headers=keys.admin
-    )
-    assert stopped.status_code == 202
-    async with running_worker(dev_env.client, app_settings, sessions, task_queue):
-        view = await wait_for(api, f"/runs/{run_id}", keys.admin, finished)
+    with local_server() as server:
+        allow_egress(sessions, keys.tenant, server.url)
+        slow = {"skill": "http", "input": {"url": f"{server.url}/slow/1.5"}}
+        async with running_worker(dev_env.client, app_settings, sessions, task_queue):
+            started = await api.post(
+                "/runs", json={"steps": [slow, *echo_steps(1)]}, headers=keys.admin
+            )
+            run_id = started.json()["run_id"]
+            await in_slow_step(server)
+            stopped = await api.post(
+                f"/runs/{run_id}/stop", json={"reason": "wrong input"}, headers=keys.admin
+            )
+            assert stopped.status_code == 202, stopped.text
+            assert stopped.json()["state"]["stop_requested"] is True
+            again = await api.post(f"/runs/{run_id}/stop", headers=keys.admin)
+            assert again.status_code == 202  # a repeated stop changes nothing
+            view = await wait_for(api, f"/runs/{run_id}", keys.admin, finished)
     assert (view["phase"], view["status"]) == ("FAILED", "cancelled")
     assert "wrong input" in view["failure_reason"]
     evidence = (await api.get(f"/runs/{run_id}/evidence", headers=keys.admin)).json()
     assert [c["kind"] for c in evidence["decisions"]["control"]] == ["STOPPED"]
+
+
+async def test_a_run_no_worker_has_run_yet_gets_the_signal_and_a_malformed_pause_is_422(
+    dev_env, api, app_settings, sessions, task_queue, tenant_keys
+):
+    keys = tenant_keys()
+    run_id = (await api.post("/runs", json={"steps": echo_steps(1)}, headers=keys.admin)).json()[
+        "run_id"
+    ]  # no worker polls this test's task queue yet
+    bad = await api.post(f"/runs/{run_id}/pause", json={"reason": "BORED"}, headers=keys.admin)
+    assert bad.status_code == 422
+    paused = await api.post(f"/runs/{run_id}/pause", headers=keys.admin)
+    assert paused.status_code == 202, paused.text
+    assert (paused.json()["delivered"], paused.json()["state"]) == ("signal", None)
+    async with running_worker(dev_env.client, app_settings, sessions, task_queue):
+        view = await wait_for(api, f"/runs/{run_id}", keys.admin, lambda v: v["pause"])
+        assert view["status"] == "paused"  # applied at its first step
+        resumed = await api.post(f"/runs/{run_id}/resume", headers=keys.admin)
+        assert resumed.json()["delivered"] == "update" and resumed.json()["state"]["pause"] is None
+        await wait_for(api, f"/runs/{run_id}", keys.admin, finished)
 
 
 MALFORMED_RUNS = [

@@ -89,6 +89,8 @@ async def main() -> None:
         no_template = new_tenant(sessions)
         add_rule(sessions, no_template, "no-template", "SKILL_USED", {"skill": "template"},
                  "BLOCKED")  # fmt: skip
+        short = new_tenant(sessions, budget=Decimal("1"), governance={
+            "pause_sla_seconds": 2, "pause_notify_before_seconds": 1})  # fmt: skip
         continues = new_tenant(sessions, budget=Decimal("1"), governance={
             "pause_timeout_behavior": "CONTINUE", "pause_sla_seconds": 2,
             "pause_notify_before_seconds": 1})  # fmt: skip
@@ -106,7 +108,6 @@ async def main() -> None:
             await wait_paused(handle)
             await handle.cancel()
 
-        short_sla = {"pause_sla_seconds": 2, "pause_notify_before_seconds": 1}
         scenarios = {
             "completed": dict(payload={"tenant_id": tenant, "steps": steps}),
             "denied": dict(payload={"tenant_id": tenant, "steps": steps, "budget": "5"}),
@@ -129,8 +130,7 @@ async def main() -> None:
                                          pause=True, then=stop),
             "cancelled_while_paused": dict(payload={"tenant_id": tenant, "steps": steps},
                                            pause=True, then=cancel),
-            "sla_terminate": dict(payload={"tenant_id": tenant, "steps": steps,
-                                           "options": short_sla}, pause=True),
+            "sla_terminate": dict(payload={"tenant_id": short, "steps": steps}, pause=True),
             "sla_continue": dict(payload={"tenant_id": continues, "steps": steps}, pause=True),
             "step_blocked_by_rule": dict(payload={"tenant_id": no_template, "steps": [
                 *echo_steps(1), {"skill": "template", "input": {"template": "x"}},

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 RUNS = Recorded("run")
 BEFORE_PATCHES = {
     patches.FEWER_LOCAL_ACTIVITIES: Recorded("run-before-fewer-local-activities"),
+    patches.REFUSE_LATE_RESUMES: Recorded("run-before-refuse-late-resumes"),
 }
 
 

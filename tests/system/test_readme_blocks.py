@@ -127,7 +127,8 @@ def refusals_on_the_same_stack(processes: ProcessOutput, env: dict[str, str], da
         "error: run first-run has ended (COMPLETED); cannot request a stop",
     )
 
-    # A resume the pause does not allow: the signal is sent (and audited), exit 1.
+    # A resume the pause does not allow: the run's update refuses it at once (audited; no
+    # event in the run's history), exit 1.
     temporal = ".venv/bin/temporal workflow"
     pause = '{"reason":"POLICY_CHANGE","actor":{"id":"ops-1","authority":"TENANT_ADMIN"}}'
     run = '{"run_id":"held","tenant_id":"acme","steps":[{"skill":"echo","input":{"text":"x"}}]}'
@@ -141,8 +142,13 @@ def refusals_on_the_same_stack(processes: ProcessOutput, env: dict[str, str], da
     refusal = sh(processes, env, f"{cli} resume held --authority TENANT_USER")
     refused(refusal, "error: run held refuses the resume: TENANT_USER may not resume a "
             "POLICY_CHANGE pause (allowed: TENANT_ADMIN, FOUNDER_ONLY)")  # fmt: skip
-    assert refusal.stdout.strip() == "sent resume to run held"
-    assert sh(processes, env, f"{cli} resume held --authority TENANT_ADMIN").returncode == 0
+    assert refusal.stdout.strip() == ""
+    audited = sh(processes, env, f"{cli} evidence held --json")
+    assert [c["kind"] for c in json.loads(audited.stdout)["decisions"]["control"]] == [
+        "RESUME_REFUSED"]  # fmt: skip
+    resumed = sh(processes, env, f"{cli} resume held --authority TENANT_ADMIN")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("resume accepted by run held: EXECUTING running")
 
     # `--json | head`: no BrokenPipe traceback.
     piped = sh(processes, env, f"{cli} governance first-run --json | head -c 1")
