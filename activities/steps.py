@@ -129,6 +129,9 @@ class StepActivities:
         if prevented is not None:  # recorded as prevented; the skill never runs
             executed = Executed(prevented, verdict=admission.verdict)
             return record_step(self.sessions, execution, req, executed, slot.slot_id)
+        awaiting = admission.awaiting_approval
+        if awaiting is not None:  # nothing ran or was recorded: the run pauses for it
+            return awaiting
         if not admission.slot_taken:
             return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
         executed = replace(self._execute(req, slot.slot_id), verdict=admission.verdict)

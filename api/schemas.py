@@ -87,6 +87,12 @@ class PauseBody(Strict):
     reason: PauseReason = PauseReason.MANUAL_PAUSE
 
 
+class ApproveBody(Strict):
+    """The digest of the step the run holds (its status: ``pause.approval.digest``)."""
+
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class StopBody(Strict):
     reason: str = Field(default="stopped through the API", max_length=500)
 

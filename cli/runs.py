@@ -156,14 +156,34 @@ async def stop(
     await control(ctx, "stop", run_id, actor, authority, reason)
 
 
+@command(app, "approve", help="approve the step a run holds (APPROVAL_REQUIRED; its digest: "
+         "starter.py status RUN_ID)")  # fmt: skip
+async def approve(
+    ctx: Context,
+    run_id: RunId,
+    digest: Annotated[str, typer.Option(help="the digest of the step awaited (64 hex)")],
+    actor: Actor = "operator",
+    authority: ActorAuthority = Authority.TENANT_ADMIN,
+) -> None:
+    await control(ctx, "approve", run_id, actor, authority, None, digest=digest)
+
+
 async def control(
-    ctx: Context, signal: str, run_id: str, actor: str, authority: str, reason: str | None
+    ctx: Context,
+    signal: str,
+    run_id: str,
+    actor: str,
+    authority: str,
+    reason: str | None,
+    digest: str | None = None,
 ) -> None:
     """The run's control Update: its answer, or its refusal with the reason (audited; exit
     1; nothing reaches the run's history)."""
     payload: dict[str, Any] = {"actor": {"id": actor, "authority": authority}}
     if signal in ("pause", "stop"):
         payload["reason"] = reason
+    if digest is not None:
+        payload["digest"] = digest
     client = await ctx.client()
     update_id = f"{signal}-{uuid.uuid4().hex}"
     try:

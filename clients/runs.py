@@ -26,6 +26,7 @@ from domain import search_attributes
 from domain.enums import Phase, RunStatus
 from domain.ids import run_workflow_id
 from domain.models import (
+    ApproveRequest,
     PauseRequest,
     ResumeRequest,
     RunInput,
@@ -90,6 +91,8 @@ async def start_run(
         "task_queue": task_queue,
         "search_attributes": attributes,
         "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        "static_summary": static_summary(run_input),
+        "static_details": static_details(run_input),
     }
     if start_signal is not None:
         options["start_signal"], options["start_signal_args"] = start_signal[0], [start_signal[1]]
@@ -104,6 +107,20 @@ async def start_run(
         )
     except WorkflowAlreadyStartedError:
         raise RunIdInUseError(run_id_in_use(run_input.run_id)) from None
+
+
+def static_summary(run_input: RunInput) -> str:
+    """One line the Web UI shows for the run: tenant, steps, budget."""
+    budget = "the tenant's budget" if run_input.budget is None else f"budget {run_input.budget}"
+    return f"{run_input.tenant_id}: {len(run_input.steps)} steps, {budget}"
+
+
+def static_details(run_input: RunInput) -> str:
+    """The run's steps and who submitted it, as the Web UI shows them (markdown)."""
+    steps = "\n".join(f"{i + 1}. {s.skill}" for i, s in enumerate(run_input.steps))
+    who = run_input.submitted_by
+    submitted = f"submitted by {who.id} ({who.authority})" if who else "no submitter named"
+    return f"**run {run_input.run_id}** of tenant {run_input.tenant_id}, {submitted}\n\n{steps}"
 
 
 def run_id_in_use(run_id: str) -> str:
@@ -128,10 +145,12 @@ async def run_status(client: Client, run_id: str) -> RunStatusView:
     return await handle.query("status", result_type=RunStatusView)
 
 
-CONTROL_MODELS = {"pause": PauseRequest, "resume": ResumeRequest, "stop": StopRequest}
+CONTROL_MODELS = {"pause": PauseRequest, "resume": ResumeRequest, "stop": StopRequest,
+                  "approve": ApproveRequest}  # fmt: skip
 
 
-CONTROL_UPDATES = {"pause": "pause_run", "resume": "resume_run", "stop": "stop_run"}
+CONTROL_UPDATES = {"pause": "pause_run", "resume": "resume_run", "stop": "stop_run",
+                   "approve": "approve_step"}  # fmt: skip
 REFUSAL_KINDS = ("ControlMalformed", "ControlNotAllowed", "ControlNotApplicable")
 ANSWER_WITHIN = timedelta(seconds=10)
 
@@ -164,12 +183,13 @@ async def control_run(
     update_id: str | None = None,
     answer_within: timedelta = ANSWER_WITHIN,
 ) -> RunStatusView | None:
-    """Pause, resume or stop a run with its Update (workflows.control_updates) and return
-    its state. A refusal is ControlRefusedError with the run's reason (nothing was written
-    to the history). A run no worker has run yet cannot answer: the request goes as the
-    signal (Temporal buffers it; the run applies it at its first step) and None is
-    returned; so does a pause or stop no worker answers within ``answer_within`` (both are
-    idempotent); a resume without an answer is NoAnswerError."""
+    """Pause, resume, stop or approve a step of a run with its Update
+    (workflows.control_updates) and return its state. A refusal is ControlRefusedError
+    with the run's reason (nothing was written to the history). A run no worker has run
+    yet cannot answer: the request goes as the signal (Temporal buffers it; the run
+    applies it at its first step) and None is returned; so does a pause or stop no
+    worker answers within ``answer_within`` (both are idempotent); a resume or an
+    approval without an answer is NoAnswerError."""
     handle = await _open_handle(client, run_id, name, payload)
     if not await _has_run(handle):
         await handle.signal(name, payload)

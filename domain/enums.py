@@ -96,11 +96,13 @@ class IncidentStatus(StrEnum):
 
 
 class PolicyOutcome(StrEnum):
-    """Outcome of one matching policy rule (a prevention record)."""
+    """Outcome of one matching policy rule (a prevention record). REQUIRE_APPROVAL is judged
+    before a step only: the run pauses (APPROVAL_REQUIRED) until that step is approved."""
 
     PREVENTED = "PREVENTED"
     BLOCKED = "BLOCKED"
     WARNED = "WARNED"
+    REQUIRE_APPROVAL = "REQUIRE_APPROVAL"
 
 
 class EvaluationOutcome(StrEnum):

@@ -81,6 +81,8 @@ def is_stricter_or_equal(option: str, value: Any, setting: Any, behavior: Any) -
         return value >= setting
     if option == "pause_notify_before_seconds":
         return value >= setting  # warned earlier
+    if option == "budget_warning_percent":
+        return setting is None or value <= setting  # warned at all, or sooner
     # policy_check_interval_seconds, policy_check_min_steps, pause_sla_seconds,
     # run_timeout_seconds: smaller is stricter
     return value <= setting

@@ -19,7 +19,7 @@ from domain.enums import (
     Severity,
     ViolationType,
 )
-from domain.models import Actor, RunConfig, RunOptions, StepSpec, Strict
+from domain.models import Actor, AwaitedApproval, RunConfig, RunOptions, StepSpec, Strict
 
 
 class Done(Strict):
@@ -125,6 +125,7 @@ class StepRequest(Strict):
     # far and its budget (the activity reads the tenant's live limit and rules itself).
     cost_so_far: Decimal = Decimal(0)
     budget: Decimal | None = None
+    approved_digest: str | None = None  # the approval this attempt of the step carries
 
 
 class StepPrevention(Strict):
@@ -152,6 +153,9 @@ class StepResult(Strict):
     # A rule or the budget stopped the step before it ran (nothing ran; the prevention is
     # recorded). Absent from histories recorded before prevention existed.
     prevented: StepPrevention | None = None
+    # A REQUIRE_APPROVAL rule holds the step: nothing ran, nothing was recorded; the run
+    # pauses (APPROVAL_REQUIRED) and, approved, schedules the step again with the digest.
+    approval_required: AwaitedApproval | None = None
 
 
 class RunFacts(Strict):
@@ -265,6 +269,7 @@ class PauseUpdateRequest(Strict):
     actor_id: str = "system:governed-runs"
     authority: Authority = Authority.SYSTEM_AUTO
     sla_deadline: datetime | None = None
+    digest: str | None = None  # APPROVED: the step approval it consumed
 
 
 class RefusalRequest(Strict):

@@ -83,6 +83,8 @@ class RunOptions(Strict):
     pause_notify_before_seconds: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     pause_timeout_behavior: PauseTimeoutBehavior | None = None
     run_timeout_seconds: int | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    # Pause the run once (BUDGET_WARNING) when its cost reaches this share of its budget.
+    budget_warning_percent: int | None = Field(default=None, ge=1, le=100)
 
 
 class RunInput(Strict):
@@ -112,6 +114,7 @@ class RunConfig(Strict):
     run_timeout_seconds: int
     finalize_grace_seconds: int
     search_attributes: bool = True
+    budget_warning_percent: int | None = None  # off unless the tenant or the run sets it
 
 
 class PauseRequest(Strict):
@@ -133,6 +136,27 @@ class StopRequest(Strict):
         return self
 
 
+HEX_DIGEST = r"^[0-9a-f]{64}$"
+
+
+class AwaitedApproval(Strict):
+    """The step a run holds for an approval: what the approval must name (``digest``)."""
+
+    step_index: int
+    skill: str
+    rule_name: str
+    reason: str
+    policy_version: int
+    digest: str = Field(pattern=HEX_DIGEST)
+
+
+class ApproveRequest(Strict):
+    """Approve the step a run holds (APPROVAL_REQUIRED): its digest, from ``status``."""
+
+    actor: Actor
+    digest: str = Field(pattern=HEX_DIGEST)
+
+
 class PauseView(Strict):
     reason: PauseReason
     paused_by: str
@@ -141,6 +165,7 @@ class PauseView(Strict):
     resumable_by: list[Authority]
     timeout_behavior: PauseTimeoutBehavior
     escalated: bool = False
+    approval: AwaitedApproval | None = None  # an APPROVAL_REQUIRED pause: what to approve
 
 
 class RunStatusView(Strict):

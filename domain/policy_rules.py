@@ -1,10 +1,12 @@
 """Post-execution policy evaluation: a pure function of the run's facts and the rules."""
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from domain.enums import EvaluationOutcome, PolicyOutcome, RuleKind
+from domain.hashchain import canonical_json
 
 _SEVERITY = {
     EvaluationOutcome.PASSED: 0,
@@ -65,6 +67,8 @@ def evaluate(
             Match(None, "mid_execution", PolicyOutcome.PREVENTED, f"run stopped: {violation}")
         )
     for rule in rules:
+        if rule.outcome == PolicyOutcome.REQUIRE_APPROVAL:
+            continue  # judged before the step it matches (judge_step)
         match = _match(rule, cost, steps_done, skills_used)
         if match is None:
             continue
@@ -133,14 +137,16 @@ class StepFacts:
 class StepVerdict:
     prevented: Match | None  # the step must not run
     warnings: list[Match]  # it may run; each is recorded
+    approval: Match | None = None  # it may run once approved (REQUIRE_APPROVAL)
 
 
 def judge_step(facts: StepFacts, rules: list[Rule]) -> StepVerdict:
     """The budget (projected cost over the tightest budget: PREVENTED), then every enabled
     rule for this step: SKILL_USED (this step's skill), MAX_STEPS (this step would be one
     too many), MAX_COST (projected). A BLOCKED or PREVENTED match stops the step (the first
-    BLOCKED, else the first PREVENTED, by rule name); the WARNED ones of a step that runs
-    are recorded."""
+    BLOCKED, else the first PREVENTED, by rule name); else a REQUIRE_APPROVAL match (the
+    first by rule name) holds it for an approval; the WARNED ones of a step that runs are
+    recorded."""
     step = f"step {facts.index} ({facts.skill})"
     if facts.budget is not None and facts.projected > facts.budget:
         reason = (f"{step} would bring the cost to {facts.projected} (reserved "
@@ -155,7 +161,20 @@ def judge_step(facts: StepFacts, rules: list[Rule]) -> StepVerdict:
     stops.sort(key=lambda m: (m.outcome != PolicyOutcome.BLOCKED, m.rule_name))
     if stops:
         return StepVerdict(stops[0], [])
-    return StepVerdict(None, [m for m in matches if m.outcome == PolicyOutcome.WARNED])
+    approvals = sorted((m for m in matches if m.outcome == PolicyOutcome.REQUIRE_APPROVAL),
+                       key=lambda m: m.rule_name)  # fmt: skip
+    warnings = [m for m in matches if m.outcome == PolicyOutcome.WARNED]
+    return StepVerdict(None, warnings, approvals[0] if approvals else None)
+
+
+def step_digest(
+    *, run_id: str, index: int, skill: str, input: dict[str, Any], policy_version: int
+) -> str:
+    """What an approval is bound to: this step of this run, its skill and canonical input,
+    and the policy version it was judged under (sha256, hex)."""
+    content = {"run_id": run_id, "step_index": index, "skill": skill, "input": input,
+               "policy_version": policy_version}  # fmt: skip
+    return hashlib.sha256(canonical_json(content).encode("ascii")).hexdigest()
 
 
 def _match_before(rule: Rule, facts: StepFacts) -> str | None:

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     pause_sla_seconds: int = Field(default=3600, gt=0)
     pause_notify_before_timeout_seconds: int = Field(default=300, ge=0)
     pause_timeout_behavior: PauseTimeoutBehavior = PauseTimeoutBehavior.TERMINATE
+    # Pause a run once (BUDGET_WARNING) when its cost reaches this % of its budget (unset: never).
+    budget_warning_percent: int | None = Field(default=None, ge=1, le=100)
 
     llm_base_url: str = "http://127.0.0.1:8081/v1"
     llm_api_key: str = ""
@@ -132,4 +134,5 @@ class Settings(BaseSettings):
             run_timeout_seconds=self.run_timeout_seconds,
             finalize_grace_seconds=self.finalize_grace_seconds,
             search_attributes=self.search_attributes_enabled,
+            budget_warning_percent=self.budget_warning_percent,
         )

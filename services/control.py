@@ -24,7 +24,7 @@ from services.ledger import Execution, audit_entry, run_once, utcnow
 from services.policies import record_policy_check, rule_state
 from services.runs import set_status
 
-RESOLUTIONS = {"RESUMED", "AUTO_RESUMED", "STOPPED", "TIMED_OUT", "CANCELLED"}
+RESOLUTIONS = {"RESUMED", "AUTO_RESUMED", "APPROVED", "STOPPED", "TIMED_OUT", "CANCELLED"}
 
 
 def check_policy(
@@ -147,7 +147,7 @@ def update_pause(
             pause.resolved_at = now
             pause.resolution = req.kind
             pause.resolved_by = req.actor_id
-            if req.kind in ("RESUMED", "AUTO_RESUMED"):
+            if req.kind in ("RESUMED", "AUTO_RESUMED", "APPROVED"):
                 set_status(session, req.run_id, RunStatus.RUNNING)
         else:
             raise ValueError(f"unknown pause update {req.kind!r}")
@@ -160,8 +160,9 @@ def update_pause(
             entity_id=pause.id,
             actor_id=req.actor_id,
             actor_authority=req.authority,
-            after_state={"run_id": req.run_id, "pause_no": req.pause_no, "kind": req.kind},
-        )
+            after_state={"run_id": req.run_id, "pause_no": req.pause_no, "kind": req.kind,
+                         **({"digest": req.digest} if req.digest else {})},
+        )  # fmt: skip
         return Done()
 
     run_once(sessions, execution, f"control.update_pause:{req.pause_no}:{req.kind}", Done,

@@ -23,7 +23,14 @@ from db.models import (
 )
 from domain import contract
 from domain.control import effective_budget
-from domain.enums import AckStatus, PolicyDecision, RecordStatus, RuleKind, ViolationType
+from domain.enums import (
+    AckStatus,
+    PolicyDecision,
+    PolicyOutcome,
+    RecordStatus,
+    RuleKind,
+    ViolationType,
+)
 from domain.ids import derive_id
 from domain.messages import (
     Done,
@@ -33,7 +40,16 @@ from domain.messages import (
     StepPrevention,
     StepRequest,
 )
-from domain.policy_rules import Match, Rule, StepFacts, StepVerdict, evaluate, judge_step
+from domain.models import AwaitedApproval
+from domain.policy_rules import (
+    Match,
+    Rule,
+    StepFacts,
+    StepVerdict,
+    evaluate,
+    judge_step,
+    step_digest,
+)
 from services.ledger import (
     Execution,
     ack,
@@ -79,6 +95,25 @@ def judge_before_step(session: Session, req: StepRequest, reserved: Decimal) -> 
         budget=effective_budget(req.budget, limit),
     )
     return judge_step(facts, enabled_rules(session, req.tenant_id))
+
+
+def awaited_approval(session: Session, req: StepRequest, match: Match) -> AwaitedApproval:
+    """What an approval of this step must name: its digest under the tenant's current
+    policy version (a rule change in between asks again)."""
+    version = rule_state(session, req.tenant_id).policy_version
+    digest = step_digest(run_id=req.run_id, index=req.index, skill=req.skill, input=req.input,
+                         policy_version=version)  # fmt: skip
+    return AwaitedApproval(step_index=req.index, skill=req.skill, rule_name=match.rule_name,
+                           reason=match.reason, policy_version=version, digest=digest)  # fmt: skip
+
+
+def approved(verdict: StepVerdict, awaited: AwaitedApproval) -> StepVerdict:
+    """The judgement of an approved step: it runs, and the approval is recorded with it."""
+    assert verdict.approval is not None
+    record = Match(verdict.approval.rule_id, verdict.approval.rule_name,
+                   PolicyOutcome.REQUIRE_APPROVAL,
+                   f"{verdict.approval.reason}; approved (digest {awaited.digest})")  # fmt: skip
+    return StepVerdict(None, [*verdict.warnings, record])
 
 
 def prevention_of(match: Match) -> StepPrevention:

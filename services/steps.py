@@ -26,6 +26,7 @@ from domain.enums import AckStatus
 from domain.hashchain import step_content, step_hash, with_secrets_proof
 from domain.ids import derive_id
 from domain.messages import StepRequest, StepResult
+from domain.models import AwaitedApproval
 from domain.policy_rules import StepVerdict
 from services import policies, step_slots
 from services.ledger import Execution, ack, audit_entry, find_first_result, run_once, utcnow
@@ -46,10 +47,18 @@ class Executed:
 @dataclass(frozen=True)
 class Admission:
     """What admission decided: the judgement, and whether the step holds a slot (a stopped
-    step takes none; a step without one waits in its workflow)."""
+    step, or one awaiting its approval, takes none; a step without one waits in its
+    workflow)."""
 
     verdict: StepVerdict
     slot_taken: bool
+    awaited: AwaitedApproval | None = None  # held until this approval arrives
+
+    @property
+    def awaiting_approval(self) -> StepResult | None:
+        if self.awaited is None:
+            return None
+        return StepResult(ok=False, output={}, cost=Decimal(0), approval_required=self.awaited)
 
     @property
     def prevented(self) -> StepResult | None:
@@ -68,12 +77,17 @@ def admit(
     reserved: Decimal,
     now: datetime,
 ) -> Admission:
-    """Judge the step (rules, budget with its reservation), then take its slot: one
-    transaction."""
+    """Judge the step (rules, budget with its reservation; a REQUIRE_APPROVAL match needs
+    the approval of this step's digest), then take its slot: one transaction."""
     with sessions.begin() as session:
         verdict = policies.judge_before_step(session, req, reserved)
         if verdict.prevented is not None:
             return Admission(verdict, slot_taken=False)
+        if verdict.approval is not None:
+            awaited = policies.awaited_approval(session, req, verdict.approval)
+            if req.approved_digest != awaited.digest:
+                return Admission(verdict, slot_taken=False, awaited=awaited)
+            verdict = policies.approved(verdict, awaited)
         return Admission(verdict, step_slots.acquire_in(session, slot, now))
 
 

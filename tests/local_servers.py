@@ -43,6 +43,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/v1/chat/completions":
             self.server.llm_requests.append(body)
             prompt = body["messages"][-1]["content"]
+            if prompt.startswith("slow:"):  # "slow:2 ...": answer after 2 s
+                time.sleep(float(prompt.split()[0].removeprefix("slow:")))
             usage = self.server.usage
             self._send(
                 200,

@@ -16,7 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities
-    from domain.control import check_due
+    from domain.control import RESUMABLE_BY, check_due, may_resume
     from domain.enums import (
         IncidentCategory,
         PauseReason,
@@ -30,7 +30,15 @@ with workflow.unsafe.imports_passed_through():
         PolicyCheckRequest,
         RefusalRequest,
     )
-    from domain.models import Actor, PauseRequest, PauseView, ResumeRequest, StopRequest
+    from domain.models import (
+        Actor,
+        ApproveRequest,
+        AwaitedApproval,
+        PauseRequest,
+        PauseView,
+        ResumeRequest,
+        StopRequest,
+    )
     from domain.outcome import IncidentSpec, Outcome
     from workflows.errors import describe_validation_error, one_object
     from workflows.options import DB_WRITE, MUST_WRITE
@@ -57,6 +65,8 @@ class RunControl:
         self.writes = writes
         self.pending_pause: PauseRequest | None = None
         self.resumes: list[ResumeRequest] = []
+        self.approvals: list[ApproveRequest] = []
+        self.consumed_digests: set[str] = set()  # approvals used: never again
         self.stop: StopRequest | None = None
         self.refusals: list[tuple[str, str, Actor | None]] = []
         self.pause: Pause | None = None
@@ -68,6 +78,7 @@ class RunControl:
         self._checked_at_open = False
         self._steps_since_check = 0
         self._forced = False
+        self._budget_warned = False
         self._next_baseline: dict[str, Any] | None = None
 
     # ----- signals (validate, record intent, never block) ----------------------------
@@ -107,6 +118,32 @@ class RunControl:
             return
         self.resumes.append(req)
 
+    def on_approve(self, *args: Any) -> None:
+        req = self._parse("approve", ApproveRequest, args)
+        if req is None or self._ended("approve"):
+            return
+        problem = self.approval_refusal(req)
+        if problem is not None:
+            self.refusals.append(("approve", problem, req.actor))
+            return
+        self.approvals.append(req)
+
+    def approval_refusal(self, req: ApproveRequest) -> str | None:
+        """Why this approval is refused, if it is: none is awaited, its digest names another
+        step (or one already approved), or its authority may not lift the pause."""
+        if req.digest in self.consumed_digests:
+            return f"approval {req.digest[:12]}… was already used"
+        awaited = self.pause.approval if self.pause is not None else None
+        if awaited is None:
+            return "no approval is awaited"
+        if req.digest != awaited.digest:
+            return (f"approval {req.digest[:12]}… is not for the step awaited (step "
+                    f"{awaited.step_index}, digest {awaited.digest})")  # fmt: skip
+        if not may_resume(PauseReason.APPROVAL_REQUIRED, req.actor.authority):
+            allowed = ", ".join(RESUMABLE_BY[PauseReason.APPROVAL_REQUIRED])
+            return f"{req.actor.authority} may not approve (allowed: {allowed})"
+        return None
+
     def on_stop(self, *args: Any) -> None:
         req = self._parse("stop", StopRequest, args)
         if req is not None and not self._ended("stop") and self.stop is None:
@@ -133,6 +170,7 @@ class RunControl:
             resumable_by=list(p.resumable_by),
             timeout_behavior=p.behavior,
             escalated=p.escalated,
+            approval=p.approval,
         )
 
     # ----- checkpoints ----------------------------------------------------------------
@@ -151,8 +189,15 @@ class RunControl:
 
     def after_step(self, cost: Decimal) -> None:
         self._steps_since_check += 1
-        if self.state.budget is not None and cost > self.state.budget:
+        budget = self.state.budget
+        if budget is not None and cost > budget:
             self._forced = True
+        percent = self.state.config.budget_warning_percent
+        if percent and budget and not self._budget_warned and cost * 100 >= budget * percent:
+            # Once: the run holds at the next step boundary, for TENANT_ADMIN to lift.
+            self._budget_warned = True
+            if self.pending_pause is None:
+                self.pending_pause = PauseRequest(reason=PauseReason.BUDGET_WARNING, actor=SYSTEM)
 
     async def checkpoint(self, index: int) -> Outcome | None:
         """Before step ``index``: act on signals and policy; may wait while paused."""
@@ -249,13 +294,25 @@ class RunControl:
         self._pauses += 1
         return await hold(self, self._pauses, req)
 
+    async def await_approval(self, awaited: AwaitedApproval) -> Outcome | None:
+        """Hold the run (APPROVAL_REQUIRED) until the step ``awaited`` names is approved
+        (None) or the run must end (an Outcome)."""
+        req = PauseRequest(reason=PauseReason.APPROVAL_REQUIRED, actor=SYSTEM)
+        self._pauses += 1
+        return await hold(self, self._pauses, req, approval=awaited)
+
     def has_news(self) -> bool:
         """Something a paused run must act on arrived."""
-        return bool(self.resumes) or self.stop is not None or bool(self.refusals)
+        return (bool(self.resumes) or bool(self.approvals) or self.stop is not None
+                or bool(self.refusals))  # fmt: skip
 
     def drain_resumes(self) -> list[ResumeRequest]:
         resumes, self.resumes = self.resumes, []
         return resumes
+
+    def drain_approvals(self) -> list[ApproveRequest]:
+        approvals, self.approvals = self.approvals, []
+        return approvals
 
     def accept_policy_state(self) -> None:
         """Resuming a policy pause makes the policy state it saw the run's new baseline."""

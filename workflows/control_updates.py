@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.control import RESUMABLE_BY, may_resume
-    from domain.models import PauseRequest, ResumeRequest, StopRequest
+    from domain.models import ApproveRequest, PauseRequest, ResumeRequest, StopRequest
     from workflows.control import RunControl
     from workflows.errors import describe_validation_error, one_object
 
@@ -91,6 +91,11 @@ class ControlUpdates:
             pending = control.pending_pause.reason
         if pending is None:
             raise refused(NOT_APPLICABLE, f"run {control.state.run_id} is not paused")
+        awaited = control.pause.approval if control.pause is not None else None
+        if awaited is not None:
+            waits = (f"the run waits for the approval of step {awaited.step_index} "
+                     f"(approve with digest {awaited.digest})")  # fmt: skip
+            raise refused(NOT_APPLICABLE, waits)
         if not may_resume(pending, req.actor.authority):
             allowed = ", ".join(RESUMABLE_BY[pending])
             raise refused(NOT_ALLOWED, f"{req.actor.authority} may not resume a {pending} "
@@ -115,3 +120,23 @@ class ControlUpdates:
         """Stop at the next step boundary (a repeated stop changes nothing)."""
         if self.control.stop is None:
             self.control.stop = parsed("stop", StopRequest, args)
+
+    # ----- approve ----------------------------------------------------------------------
+
+    def validate_approve(self, args: tuple[Any, ...]) -> None:
+        req = parsed("approve", ApproveRequest, args)
+        self._open("approve")
+        problem = self.control.approval_refusal(req)
+        if problem is None:
+            return
+        kind = NOT_ALLOWED if " may not approve " in problem else NOT_APPLICABLE
+        raise refused(kind, problem)
+
+    async def approve(self, args: tuple[Any, ...]) -> None:
+        """Approve the step the run holds; returns once the pause is resolved."""
+        control = self.control
+        control.approvals.append(parsed("approve", ApproveRequest, args))
+        target = control.pauses_held
+        await workflow.wait_condition(
+            lambda: control.state.ended or control.pauses_held > target or control.pause is None
+        )

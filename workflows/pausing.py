@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Severity,
     )
     from domain.messages import IncidentRequest, PauseRecordRequest, PauseUpdateRequest
-    from domain.models import Actor, PauseRequest, ResumeRequest
+    from domain.models import Actor, ApproveRequest, AwaitedApproval, PauseRequest, ResumeRequest
     from domain.outcome import IncidentSpec, Outcome
     from workflows.options import MUST_WRITE
     from workflows.run_state import RunState
@@ -46,6 +46,11 @@ class RunControl(Protocol):
 
     async def record_refusals(self) -> None: ...
     def drain_resumes(self) -> list[ResumeRequest]: ...
+    def drain_approvals(self) -> list[ApproveRequest]: ...
+    def approval_refusal(self, req: ApproveRequest) -> str | None: ...
+
+    consumed_digests: set[str]
+
     def stopped_outcome(self) -> Outcome: ...
     def has_news(self) -> bool: ...
     def accept_policy_state(self) -> None: ...
@@ -63,6 +68,7 @@ class Pause:
     notify_before: timedelta
     warned: bool = False
     escalated: bool = False
+    approval: AwaitedApproval | None = None  # APPROVAL_REQUIRED: the step it holds
 
     @property
     def warn_at(self) -> datetime:
@@ -76,8 +82,11 @@ class Pause:
         return None
 
 
-async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome | None:
-    """Pause the run until it is resumed (None) or must end (an Outcome)."""
+async def hold(
+    control: RunControl, number: int, req: PauseRequest, approval: AwaitedApproval | None = None
+) -> Outcome | None:
+    """Pause the run until it is resumed — or, holding a step for ``approval``, until that
+    step is approved — (None) or must end (an Outcome)."""
     state = control.state
     config = state.config
     now = workflow.now()
@@ -90,6 +99,7 @@ async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome |
         resumable_by=RESUMABLE_BY[req.reason],
         behavior=config.pause_timeout_behavior,
         notify_before=timedelta(seconds=config.pause_notify_before_seconds),
+        approval=approval,
     )
     await _local(
         ControlActivities.record_pause,
@@ -110,7 +120,20 @@ async def hold(control: RunControl, number: int, req: PauseRequest) -> Outcome |
     control.writes.set_status(RunStatus.PAUSED)
     while True:
         await control.record_refusals()
+        for approve in control.drain_approvals():
+            problem = control.approval_refusal(approve)
+            if problem is not None:
+                control.refusals.append(("approve", problem, approve.actor))
+                continue
+            control.consumed_digests.add(approve.digest)
+            await _resolve(control, pause, "APPROVED", approve.actor, digest=approve.digest)
+            return None
         for resume in control.drain_resumes():
+            if pause.approval is not None:  # only its approval lifts it
+                control.refusals.append(("resume", f"the run waits for the approval of step "
+                                         f"{pause.approval.step_index} (approve with digest "
+                                         f"{pause.approval.digest})", resume.actor))  # fmt: skip
+                continue
             if may_resume(pause.reason, resume.actor.authority):
                 await _resolve(control, pause, "RESUMED", resume.actor)
                 return None
@@ -167,9 +190,14 @@ async def _expire(control: RunControl, pause: Pause) -> Any:
 
 
 async def _resolve(
-    control: RunControl, pause: Pause, kind: str, actor: Actor, resume_run: bool = True
+    control: RunControl,
+    pause: Pause,
+    kind: str,
+    actor: Actor,
+    resume_run: bool = True,
+    digest: str | None = None,
 ) -> None:
-    await _update(control, pause, kind, actor)
+    await _update(control, pause, kind, actor, digest)
     control.pause = None
     if control.state.refuse_late_resumes:  # meant for this pause: never for a later one
         for late in control.drain_resumes():
@@ -179,7 +207,9 @@ async def _resolve(
         control.writes.set_status(RunStatus.RUNNING)
 
 
-async def _update(control: RunControl, pause: Pause, kind: str, actor: Actor = SYSTEM) -> None:
+async def _update(
+    control: RunControl, pause: Pause, kind: str, actor: Actor = SYSTEM, digest: str | None = None
+) -> None:
     await _local(
         ControlActivities.update_pause,
         PauseUpdateRequest(
@@ -189,6 +219,7 @@ async def _update(control: RunControl, pause: Pause, kind: str, actor: Actor = S
             kind=kind,
             actor_id=actor.id,
             authority=actor.authority,
+            digest=digest,
         ),
     )
 

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models import RunInput, RunResult, RunStatusView, StepSpec
     from domain.outcome import IncidentSpec, Outcome
-    from workflows import patches
+    from workflows import patches, run_details
     from workflows.control import RunControl
     from workflows.control_updates import ControlUpdates
     from workflows.errors import (
@@ -57,8 +57,8 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="RunWorkflow")
 class RunWorkflow:
-    """A governed run. Signals: pause, resume, stop. Updates (validated, answered):
-    pause_run, resume_run, stop_run. Query: status.
+    """A governed run. Signals: pause, resume, stop, approve. Updates (validated,
+    answered): pause_run, resume_run, stop_run, approve_step. Query: status.
 
     ``run`` is the phase machine of docs/DESIGN.md, top-down; what the run knows is a
     ``RunState``, how it writes is ``RunWrites``, its control (signals, policy checks,
@@ -80,6 +80,7 @@ class RunWorkflow:
         self.writes = RunWrites(self.state)
         self.control = RunControl(self.state, self.writes)
         self.updates = ControlUpdates(self.control)
+        self.writes.on_change = lambda: run_details.publish(self.control)
 
     # ----- operator surface -------------------------------------------------------
 
@@ -113,6 +114,10 @@ class RunWorkflow:
     def stop_signal(self, *args: Any) -> None:
         self.control.on_stop(*args)
 
+    @workflow.signal(name="approve")
+    def approve_signal(self, *args: Any) -> None:
+        self.control.on_approve(*args)
+
     # Updates: a refusal is raised by the validator (no history event); an accepted one
     # returns the run's state once the run has acted on it (workflows.control_updates).
 
@@ -142,6 +147,15 @@ class RunWorkflow:
     @stop_update.validator
     def validate_stop(self, *args: Any) -> None:
         self.updates.validate_stop(args)
+
+    @workflow.update(name="approve_step")
+    async def approve_update(self, *args: Any) -> RunStatusView:
+        await self.updates.approve(args)
+        return self.status_query()
+
+    @approve_update.validator
+    def validate_approve(self, *args: Any) -> None:
+        self.updates.validate_approve(args)
 
     # ----- the phase machine ------------------------------------------------------
 
@@ -259,17 +273,24 @@ class RunWorkflow:
         s = self.state
         for index, step in enumerate(inp.steps):
             waits = 0
-            while True:  # again while the tenant has no free steps-in-flight slot
+            approved: str | None = None  # the digest of this step's approval, once given
+            while True:  # again without a free steps-in-flight slot, or once approved
                 stopped = await self.control.checkpoint(index)
                 if stopped is not None:
                     return stopped
                 try:
-                    result = await self._step(index, step)
+                    result = await self._step(index, step, approved)
                 except ActivityError as exc:
                     if is_cancellation(exc):
                         raise asyncio.CancelledError() from None
                     reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
                     return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+                if result.approval_required is not None:  # held until approved
+                    ended = await self.control.await_approval(result.approval_required)
+                    if ended is not None:
+                        return ended
+                    approved = result.approval_required.digest
+                    continue
                 if not result.waiting_for_slot:
                     break
                 waits += 1
@@ -278,6 +299,7 @@ class RunWorkflow:
                 return self._prevented(result.prevented)
             s.steps_done = index + 1
             s.cost += result.cost
+            self.writes.changed()
             s.skills_used.append(step.skill)
             if result.hash:
                 s.prev_hash = result.hash
@@ -287,7 +309,7 @@ class RunWorkflow:
             self.control.after_step(s.cost)
         return Outcome(RunStatus.SUCCEEDED)
 
-    async def _step(self, index: int, step: StepSpec) -> StepResult:
+    async def _step(self, index: int, step: StepSpec, approved: str | None = None) -> StepResult:
         """One step activity. It returns ``waiting_for_slot`` (nothing ran) when the tenant is
         at its steps-in-flight limit; such a result cannot appear in a history recorded
         before the limit existed, so those histories replay unchanged."""
@@ -304,7 +326,9 @@ class RunWorkflow:
                 prev_hash=s.prev_hash,
                 cost_so_far=s.cost,
                 budget=s.budget,
+                approved_digest=approved,
             ),
+            summary=f"step {index + 1}/{s.steps_total} {step.skill}",  # shown in the Web UI
             **STEP,
         )
 

@@ -34,6 +34,8 @@ Events = list[tuple[str, dict[str, Any]]]
 class RunWrites:
     """The writes of one run, keeping ``state`` in step with what committed."""
 
+    on_change: Callable[[], None] | None = None  # the run's UI details (workflows.run_details)
+
     def __init__(self, state: RunState) -> None:
         self.state = state
 
@@ -74,6 +76,7 @@ class RunWrites:
         self.state.phase, self.state.status = change.to_phase, change.status
         if change.to_phase in search_attributes.MIRRORED_PHASES:
             self.upsert_status()
+        self.changed()
 
     async def transition(self, to: Phase, status: RunStatus, events: Events | None = None) -> None:
         """A phase change with no write of its own to ride on."""
@@ -85,6 +88,11 @@ class RunWrites:
         """A status change within the phase (paused ↔ running), mirrored."""
         self.state.status = status
         self.upsert_status()
+        self.changed()
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def amend(
         self,

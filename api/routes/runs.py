@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.errors import clip
 from api.schemas import (
+    ApproveBody,
     ControlAccepted,
     ErrorBody,
     PauseBody,
@@ -261,6 +262,25 @@ async def resume_run(
     authority may not resume: 403 with the reason (audited as RESUME_REFUSED)."""
     await owned_workflow(client, run_id, caller)
     return await _control(client, sessions, run_id, caller, "resume", {})
+
+
+@router.post(
+    "/{run_id}/approve",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**CONTROL, 403: {"description": "the key's authority may not approve"}},
+)
+async def approve_step(
+    run_id: RunId,
+    caller: Caller,
+    client: ClientDep,
+    sessions: SessionsDep,
+    body: Annotated[ApproveBody, Body()],
+) -> ControlAccepted:
+    """The ``approve_step`` update: approve the step the run holds (APPROVAL_REQUIRED) by
+    its digest; answered once the run goes on. Another digest, a used one or an authority
+    that may not approve: 409/403 with the reason (audited)."""
+    await owned_workflow(client, run_id, caller)
+    return await _control(client, sessions, run_id, caller, "approve", {"digest": body.digest})
 
 
 @router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses=CONTROL)

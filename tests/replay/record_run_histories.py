@@ -89,6 +89,9 @@ async def main() -> None:
         no_template = new_tenant(sessions)
         add_rule(sessions, no_template, "no-template", "SKILL_USED", {"skill": "template"},
                  "BLOCKED")  # fmt: skip
+        reviewed = new_tenant(sessions)
+        add_rule(sessions, reviewed, "review-templates", "SKILL_USED", {"skill": "template"},
+                 "REQUIRE_APPROVAL")  # fmt: skip
         short = new_tenant(sessions, budget=Decimal("1"), governance={
             "pause_sla_seconds": 2, "pause_notify_before_seconds": 1})  # fmt: skip
         continues = new_tenant(sessions, budget=Decimal("1"), governance={
@@ -103,6 +106,17 @@ async def main() -> None:
         async def stop(handle):
             await wait_paused(handle)
             await handle.signal("stop", {"actor": ADMIN, "reason": "recorded stop"})
+
+        async def approve(handle):
+            for _ in range(200):
+                pause = (await handle.query("status"))["pause"]
+                if pause and pause.get("approval"):
+                    break
+                await asyncio.sleep(0.05)
+            await handle.signal("approve", {"actor": ADMIN, "digest": "0" * 64})  # refused
+            await handle.execute_update(
+                "approve_step", {"actor": ADMIN, "digest": pause["approval"]["digest"]}
+            )
 
         async def cancel(handle):
             await wait_paused(handle)
@@ -138,6 +152,9 @@ async def main() -> None:
             "step_prevented_by_budget": dict(payload={"tenant_id": tenant,
                                                       "steps": echo_steps(5),
                                                       "budget": "0.00025"}),
+            "approved_step": dict(payload={"tenant_id": reviewed, "steps": [
+                *echo_steps(1), {"skill": "template", "input": {"template": "x"}}]},
+                then=approve),
             "loosening_option_refused": dict(payload={"tenant_id": tenant, "steps": steps,
                                                       "options": {"observability_mode":
                                                                   "PERMISSIVE"}}),

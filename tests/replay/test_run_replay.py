@@ -37,6 +37,8 @@ def test_the_paths_that_matter_are_recorded():
         "steps_done"]) == ("failed_policy", 1)  # fmt: skip
     assert "prevented by the budget" in manifest["step_prevented_by_budget"]["result"]["reason"]
     assert manifest["loosening_option_refused"]["result"] == {"workflow_failed": "ApplicationError"}
+    assert (statuses["approved_step"], manifest["approved_step"]["result"]["steps_done"]) == (
+        "succeeded", 2)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(RUNS.manifest))

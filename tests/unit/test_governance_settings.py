@@ -21,6 +21,7 @@ DEFAULTS = RunConfig(
     pause_timeout_behavior="TERMINATE",
     run_timeout_seconds=7200,
     finalize_grace_seconds=300,
+    budget_warning_percent=80,
 )
 
 TIGHTER = {
@@ -32,6 +33,7 @@ TIGHTER = {
     "pause_notify_before_seconds": 600,
     "pause_timeout_behavior": "TERMINATE",
     "run_timeout_seconds": 60,
+    "budget_warning_percent": 50,
 }
 LOOSER = {
     "observability_mode": "PERMISSIVE",
@@ -42,6 +44,7 @@ LOOSER = {
     "pause_notify_before_seconds": 0,
     "pause_timeout_behavior": "CONTINUE",
     "run_timeout_seconds": 86400,
+    "budget_warning_percent": 95,
 }
 
 
@@ -140,8 +143,11 @@ def test_every_rule_kind_and_outcome_before_a_step(kind, outcome):
     rule = Rule("r1", "the-rule", kind, MATCHING[kind], outcome)
     verdict = judge_step(facts(), [rule])
     if outcome == PolicyOutcome.WARNED:
-        assert verdict.prevented is None
+        assert verdict.prevented is None and verdict.approval is None
         assert [(m.rule_name, m.outcome) for m in verdict.warnings] == [("the-rule", "WARNED")]
+    elif outcome == PolicyOutcome.REQUIRE_APPROVAL:  # held for an approval, not stopped
+        assert verdict.prevented is None and verdict.warnings == []
+        assert verdict.approval.rule_name == "the-rule"
     else:
         assert verdict.prevented.rule_name == "the-rule" and verdict.prevented.outcome == outcome
         assert verdict.prevented.reason.startswith("step 1 (echo): ")
@@ -159,3 +165,25 @@ def test_blocked_wins_over_prevented_and_the_budget_over_both():
     assert "would bring the cost to 0.0002 (reserved 0.0001), over the budget 0.00019" in (
         over.reason)  # fmt: skip
     assert judge_step(facts(budget="0.0002"), []).prevented is None  # exactly fits
+
+
+def test_a_stop_wins_over_an_approval_and_the_digest_names_the_step_and_policy():
+    from domain.policy_rules import step_digest
+
+    approval = Rule("a", "ask-first", RuleKind.SKILL_USED, {"skill": "echo"}, "REQUIRE_APPROVAL")
+    block = Rule("b", "no-more", RuleKind.MAX_STEPS, {"max": 1}, "BLOCKED")
+    assert judge_step(facts(), [approval, block]).prevented.rule_name == "no-more"
+    assert judge_step(facts(), [approval]).approval.rule_name == "ask-first"
+    base = {"run_id": "r1", "index": 1, "skill": "echo", "input": {"text": "x"},
+            "policy_version": 3}  # fmt: skip
+    digest = step_digest(**base)
+    assert len(digest) == 64 and digest == step_digest(**{**base, "input": {"text": "x"}})
+    for change in ({"index": 2}, {"input": {"text": "y"}}, {"policy_version": 4},
+                   {"run_id": "r2"}, {"skill": "template"}):  # fmt: skip
+        assert step_digest(**{**base, **change}) != digest, change
+
+
+def test_any_budget_warning_tightens_a_tenant_without_one():
+    defaults = DEFAULTS.model_copy(update={"budget_warning_percent": None})
+    config = resolve_config(defaults, None, RunOptions(budget_warning_percent=99))
+    assert config.budget_warning_percent == 99

@@ -28,7 +28,7 @@ from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.ids import run_workflow_id
 from runtime.settings import Settings
-from runtime.temporal_client import connect
+from runtime.temporal_client import connect_when_ready
 from services import tenants
 from tools.chaos.faults import DB, SERVER, WORKER, Infra
 from tools.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
@@ -122,7 +122,8 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
             sessions, CHAOS_TENANT, runs=tenants.INT32_MAX, steps=tenants.INT32_MAX
         )
         address = await infra.start_server()
-        client = await connect(address, base.temporal_namespace)
+        # Ready means the frontend answers for the namespace, not just an open port.
+        client = await connect_when_ready(address, base.temporal_namespace, timeout=120)
         await infra.start_worker()
         progress(
             f"chaos: server {address}, database {opts.database}, worker pid "
