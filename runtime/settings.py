@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     # The checkout's data/ (not the current directory's): a CLI started from elsewhere
     # finds the worker's database instead of creating an empty one.
     data_dir: Path = CHECKOUT_DATA_DIR
+    # production: TEMPORAL_ADDRESS and DATABASE_URL must be set (runtime.stack).
+    environment: Literal["development", "production"] = "development"
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in DATA_DIR"
     )

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from db import migrate
 from db.engine import check_connection, make_engine, make_session_factory
-from runtime.embedded_temporal import EmbeddedTemporal
+from runtime.embedded_temporal import EmbeddedTemporal, TemporalConfigError
 from runtime.settings import Settings
 from runtime.temporal_client import connect, connect_when_ready, ensure_search_attributes
 
@@ -36,6 +36,20 @@ def open_database(settings: Settings, *, migrate_schema: bool = True) -> Engine:
     return engine
 
 
+def require_production_settings(settings: Settings) -> None:
+    """ENVIRONMENT=production: a missing TEMPORAL_ADDRESS or DATABASE_URL is an error, not
+    the embedded dev server and a SQLite file in DATA_DIR started silently."""
+    if settings.environment != "production":
+        return
+    named = {"TEMPORAL_ADDRESS": settings.temporal_address, "DATABASE_URL": settings.database_url}
+    missing = [name for name, value in named.items() if not value]
+    if missing:
+        raise TemporalConfigError(
+            f"ENVIRONMENT=production needs {' and '.join(missing)} (the embedded dev server "
+            "and the SQLite default are for development)"
+        )
+
+
 # How long an embedded server may take to become ready; a busy 2-core machine needs
 # seconds between the port opening and the frontend answering.
 READY_TIMEOUT = 120.0
@@ -43,7 +57,9 @@ READY_TIMEOUT = 120.0
 
 @contextlib.asynccontextmanager
 async def open_stack(settings: Settings, *, start_embedded: bool = True) -> AsyncIterator[Stack]:
-    """Database first (fails fast on a bad DATABASE_URL), then Temporal."""
+    """Database first (fails fast on a bad DATABASE_URL), then Temporal. In production
+    (ENVIRONMENT=production) both must be named: no embedded server, no SQLite default."""
+    require_production_settings(settings)
     engine = open_database(settings)
     server: EmbeddedTemporal | None = None
     try:

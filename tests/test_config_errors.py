@@ -53,3 +53,21 @@ def test_starter_unreachable_temporal(processes, tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: TEMPORAL_ADDRESS 127.0.0.1:1 is unreachable")
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({}, "TEMPORAL_ADDRESS and DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:///x.db"}, "TEMPORAL_ADDRESS"),
+        ({"TEMPORAL_ADDRESS": "127.0.0.1:1"}, "DATABASE_URL"),
+    ],
+)
+def test_production_needs_an_address_and_a_database(processes, tmp_path, env, missing):
+    result = run(processes, ["worker.py"], tmp_path, ENVIRONMENT="production", **env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (f"error: ENVIRONMENT=production needs {missing} (the embedded dev server "
+                    "and the SQLite default are for development)"), last  # fmt: skip
+    assert not (tmp_path / "governed_runs.db").exists() and not (tmp_path / "temporal.db").exists()
