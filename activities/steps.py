@@ -1,9 +1,9 @@
 """Step execution: run the skill, then record its trace step and ack in one transaction
 (the write: services.steps).
 
-The ledger is consulted before the skill runs, so a step whose result was recorded is
-never executed again, even if its activity completion was lost. Then the step is admitted
-(services.steps.admit, one transaction): the tenant's rules and budget are judged for it,
+The step is admitted in one transaction (services.steps.admit): the ledger is consulted
+first, so a step whose result was recorded is never executed again, even if its activity
+completion was lost; then the tenant's rules and budget are judged for it,
 with what it may cost at most reserved (activities.skills.registry.reserve) — a step they
 stop is recorded as prevented and never runs — and it takes one of its tenant's
 steps-in-flight slots (services.step_slots), or returns at once, having done nothing, when
@@ -41,7 +41,7 @@ from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
 from services import step_slots
 from services.ledger import utcnow
-from services.steps import Executed, admit, first_result, record_step
+from services.steps import Executed, admit, record_step
 from services.tenants import egress_allow_of
 
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
@@ -115,16 +115,15 @@ class StepActivities:
     @activity.defn(name="steps.execute")
     def execute(self, req: StepRequest) -> StepResult:
         execution = current_execution()
-        first = first_result(self.sessions, execution, req)
-        if first is not None:
-            return first
         slot = step_slots.SlotRequest(
             tenant_id=req.tenant_id,
             slot_id=f"{execution.workflow_id}/{execution.run_id}/{req.index}",
             default_limit=self.max_steps_in_flight,
         )
         reserved = reserve(req.skill, req.input, self.skills)
-        admission = admit(self.sessions, req, slot, reserved, utcnow())
+        admission = admit(self.sessions, execution, req, slot, reserved, utcnow())
+        if admission.recorded is not None:  # recorded by an earlier attempt: never again
+            return admission.recorded
         prevented = admission.prevented
         if prevented is not None:  # recorded as prevented; the skill never runs
             executed = Executed(prevented, verdict=admission.verdict)

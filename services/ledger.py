@@ -22,7 +22,6 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import reading
 from db.models import AuditExpectation, AuditLedgerEntry, DomainAck, IdempotencyRecord
 from domain.contract import FINALIZE_RUN
 from domain.enums import AckStatus
@@ -86,14 +85,6 @@ def run_once(
             return result_type.model_validate(stored)
 
 
-def find_first_result(
-    sessions: sessionmaker[Session], execution: Execution, step_key: str
-) -> dict | None:
-    """The recorded result of ``step_key`` in this execution, read without the write lock."""
-    with reading(sessions) as session:
-        return _recorded(session, execution, step_key)
-
-
 # Built once: the hot path binds parameters instead of rebuilding its statements.
 _LEDGER = IdempotencyRecord.__table__
 _RECORDED = select(_LEDGER.c.result).where(
@@ -119,6 +110,11 @@ def execute_core(session: Session, statement, params: dict):  # noqa: ANN001, AN
     (a no-op flush when nothing is pending): statements apply in the order written."""
     session.flush()
     return session.connection().execute(statement, params)
+
+
+def recorded_result(session: Session, execution: Execution, step_key: str) -> dict | None:
+    """The recorded result of ``step_key`` in this execution, in the caller's transaction."""
+    return _recorded(session, execution, step_key)
 
 
 def _recorded(session: Session, execution: Execution, step_key: str) -> dict | None:

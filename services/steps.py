@@ -1,8 +1,10 @@
 """A step's admission and its write.
 
-Admission (``admit``, one transaction before the skill runs): the judgement of the tenant's
-rules and budget for this step (services.policies.judge_before_step) — a step they stop is
-not run — then one of the tenant's steps-in-flight slots (services.step_slots).
+Admission (``admit``, one transaction before the skill runs): the step's recorded result,
+if this execution recorded one (then nothing else happens: a recorded step never runs
+again), the judgement of the tenant's rules and budget for this step
+(services.policies.judge_before_step) — a step they stop is not run — then one of the
+tenant's steps-in-flight slots (services.step_slots).
 
 The write (``record_step``): its trace step (a link of the hash chain), its ack, the slot
 it gives back, the prevention records of its judgement and, when the egress policy refused
@@ -10,7 +12,7 @@ its call, the EGRESS_REFUSED audit entry — in one transaction, once per step (
 itself runs in activities.steps, outside it). A prevented step records its prevention and
 no trace step or ack (it did not run).
 
-The ledger is read before the skill runs (``first_result``), so a step whose result was
+The ledger is read before the skill runs (in ``admit``), so a step whose result was
 recorded is never executed again, even if its activity completion was lost.
 """
 
@@ -29,7 +31,14 @@ from domain.messages import StepRequest, StepResult
 from domain.models import AwaitedApproval
 from domain.policy_rules import StepVerdict
 from services import policies, step_slots
-from services.ledger import Execution, ack, audit_entry, find_first_result, run_once, utcnow
+from services.ledger import (
+    Execution,
+    ack,
+    audit_entry,
+    recorded_result,
+    run_once,
+    utcnow,
+)
 from services.traces import insert_step, trace_id_for
 
 
@@ -53,6 +62,7 @@ class Admission:
     verdict: StepVerdict
     slot_taken: bool
     awaited: AwaitedApproval | None = None  # held until this approval arrives
+    recorded: StepResult | None = None  # this execution recorded the step already
 
     @property
     def awaiting_approval(self) -> StepResult | None:
@@ -70,16 +80,25 @@ class Admission:
                           prevented=policies.prevention_of(stop))  # fmt: skip
 
 
+NOTHING_JUDGED = StepVerdict(None, [])
+
+
 def admit(
     sessions: sessionmaker[Session],
+    execution: Execution,
     req: StepRequest,
     slot: step_slots.SlotRequest,
     reserved: Decimal,
     now: datetime,
 ) -> Admission:
-    """Judge the step (rules, budget with its reservation; a REQUIRE_APPROVAL match needs
-    the approval of this step's digest), then take its slot: one transaction."""
+    """The step's recorded result if it has one; else judge it (rules, budget with its
+    reservation; a REQUIRE_APPROVAL match needs the approval of this step's digest) and take
+    its slot: one transaction."""
     with sessions.begin() as session:
+        first = recorded_result(session, execution, step_key(req.index))
+        if first is not None:
+            recorded = StepResult.model_validate(first)
+            return Admission(NOTHING_JUDGED, slot_taken=False, recorded=recorded)
         verdict = policies.judge_before_step(session, req, reserved)
         if verdict.prevented is not None:
             return Admission(verdict, slot_taken=False)
@@ -110,14 +129,6 @@ def content_of(
         status="OK" if result.ok else "FAILED",
         error=result.error,
     )
-
-
-def first_result(
-    sessions: sessionmaker[Session], execution: Execution, req: StepRequest
-) -> StepResult | None:
-    """The step's recorded result in this execution, if it has one (read without a lock)."""
-    first = find_first_result(sessions, execution, step_key(req.index))
-    return None if first is None else StepResult.model_validate(first)
 
 
 def record_step(
