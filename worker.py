@@ -16,6 +16,8 @@ from activities.skills.egress import quiet_http_client_logs
 from api.server import api_beside_worker
 from db.engine import DatabaseConfigError
 from events.handlers import audit_reactor
+from events.notifications import sink_reactor
+from events.senders import deployment_sender
 from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
 from runtime.process_exit import exit_process
@@ -23,7 +25,7 @@ from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings
 from runtime.stack import open_stack
 from runtime.temporal_client import with_interceptors
-from runtime.worker_factory import build_worker
+from runtime.worker_factory import build_worker, egress
 
 log = logging.getLogger("governed_runs.worker")
 
@@ -51,13 +53,16 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
                 asyncio.create_task(run_demo(stack, settings))
             if settings.reconcile_schedule_enabled:
                 await ensure_reconcile_schedule(client, settings)
-            reactor = None
+            reactors = []
             if settings.event_reactor_enabled:
-                reactor = asyncio.create_task(audit_reactor(settings, stack.sessions).run(stop))
+                reactors.append(audit_reactor(settings, stack.sessions))
+                if settings.alert_sinks_enabled:  # sends alerts to the tenants' sinks
+                    sender = deployment_sender(settings, stack.sessions, egress(settings))
+                    reactors.append(sink_reactor(settings, stack.sessions, sender))
+            tasks = [asyncio.create_task(reactor.run(stop)) for reactor in reactors]
             await stop.wait()
             log.info("shutting down")
-            if reactor is not None:
-                await reactor
+            await asyncio.gather(*tasks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 
 from api.errors import data_error, validation_error
 from api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, StrictJsonMiddleware
-from api.routes import candidates, evidence, governance, incidents, runs
+from api.routes import candidates, evidence, governance, incidents, runs, sinks
 from api.schemas import Health
 from runtime.settings import Settings
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], client: Clie
     app.include_router(candidates.router)
     app.include_router(governance.router)
     app.include_router(incidents.router)
+    app.include_router(sinks.router)
 
     @app.get("/healthz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
     async def healthz() -> JSONResponse:

@@ -20,6 +20,7 @@ from cli import (
     reconcile,
     runs,
     secrets,
+    sinks,
     tenant,
 )
 from cli.context import CliError, Context
@@ -36,7 +37,8 @@ app = typer.Typer(
 )
 # In the order of `starter.py --help`; a module's unnamed Typer adds its commands here.
 for group in (runs.app, tenant.app, admin.policy, admin.app, candidates.app, incidents.app,
-              inspect.app, apikeys.app, reconcile.app, bench.app, secrets.app):  # fmt: skip
+              inspect.app, apikeys.app, reconcile.app, bench.app, secrets.app,
+              sinks.app):  # fmt: skip
     app.add_typer(group)
 
 

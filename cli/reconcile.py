@@ -1,4 +1,5 @@
-"""Reconciliation and alert commands: reconcile, findings, alerts, alert-settings, events."""
+"""Reconciliation and alert commands: reconcile, findings, alerts (and their deliveries to
+alert sinks), alert-settings, events."""
 
 import asyncio
 import uuid
@@ -10,6 +11,7 @@ import typer
 from cli.context import CliError, Context, Json, command, exclusive, output
 from db.queries.alerts import list_alerts, list_findings, list_suppressed
 from db.queries.deliveries import delivery_stats, failing_deliveries
+from db.queries.sinks import list_attempts
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from runtime.schedules import RECONCILE_SCHEDULE_ID
 from services.alerts import save_tenant_settings
@@ -113,21 +115,38 @@ async def findings(
     output(as_json, rows, text)
 
 
-@command(app, "alerts", help="alerts, newest first (--suppressed: held back, and why)")
+@command(app, "alerts", help="alerts, newest first (--suppressed: held back, and why; "
+         "--deliveries: every attempt to send one to a sink)")  # fmt: skip
 async def alerts(
     ctx: Context,
     tenant: Tenant = None,
     suppressed: Annotated[
-        bool, typer.Option("--suppressed", help="list suppressed alerts")
+        bool,
+        typer.Option("--suppressed", help="list suppressed alerts",
+                     callback=exclusive("suppressed", "deliveries")),
     ] = False,
+    deliveries: Annotated[
+        bool,
+        typer.Option("--deliveries", help="list delivery attempts to alert sinks",
+                     callback=exclusive("suppressed", "deliveries")),
+    ] = False,
+    sink: Annotated[str | None, typer.Option(help="with --deliveries: only this sink")] = None,
     limit: Limit = 50,
     as_json: Json = False,
-) -> None:
+) -> None:  # fmt: skip
+    if sink is not None and not deliveries:
+        raise CliError("--sink: only with --deliveries")
     with ctx.existing_sessions() as session:
-        reader = list_suppressed if suppressed else list_alerts
-        rows = reader(session, tenant, limit)
+        if deliveries:
+            rows = [{**a.model_dump(), "attempted_at": a.attempted_at.isoformat()}
+                    for a in list_attempts(session, tenant, sink, limit)]  # fmt: skip
+        else:
+            rows = (list_suppressed if suppressed else list_alerts)(session, tenant, limit)
 
     def text(rs: list[dict]) -> str:
+        if deliveries:
+            lines = [_attempt_line(r) for r in rs]
+            return "\n".join(lines) or "no delivery attempts"
         if suppressed:
             lines = [
                 f"{r['created_at']} {r['alert_type']} run {r['run_id']}: {r['reason']} "
@@ -143,6 +162,17 @@ async def alerts(
         return "\n".join(lines) or "no alerts"
 
     output(as_json, rows, text)
+
+
+def _attempt_line(r: dict) -> str:
+    """time [tenant] sink (kind) ALERT_TYPE alert-id #attempt: OUTCOME status (error) ms"""
+    status = f" {r['status_code']}" if r["status_code"] is not None else ""
+    error = f" ({r['error']})" if r["error"] else ""
+    return (
+        f"{r['attempted_at']} [{r['tenant_id']}] {r['sink_name']} ({r['sink_kind']}) "
+        f"{r['alert_type']} {r['alert_id'][:8]} #{r['attempt']}: {r['outcome']}{status}{error} "
+        f"{r['duration_ms']} ms"
+    )
 
 
 @command(app, "alert-settings", help="set a tenant's alert settings")

@@ -20,6 +20,7 @@ class AlertType(StrEnum):
     DRIFT = "DRIFT"  # an operation nobody expected was performed
     STALE_RUN = "STALE_RUN"  # a run never finalized
     RECONCILIATION_FAILED = "RECONCILIATION_FAILED"  # a run's contract does not reconcile
+    SINK_UNHEALTHY = "SINK_UNHEALTHY"  # an alert sink failed too many times in a row
 
 
 class SuppressionReason(StrEnum):

@@ -270,10 +270,12 @@ class EgressPolicy:
         """This policy with more rules (e.g. the operator's LLM endpoint)."""
         return replace(self, rules=(*self.rules, *rules))
 
-    def refusal(self, target: Target) -> str | None:
-        """Why ``target`` may not be reached, or None when every address may be."""
-        if target.scheme not in SCHEMES:
-            return f"scheme {target.scheme!r} is not allowed (only http and https)"
+    def refusal(self, target: Target, schemes: tuple[str, ...] = SCHEMES) -> str | None:
+        """Why ``target`` may not be reached, or None when every address may be.
+        ``schemes``: the ones this kind of call may use (an SMTP sink's is ``smtp``; only
+        rules of any scheme, ``*``, match it)."""
+        if target.scheme not in schemes:
+            return f"scheme {target.scheme!r} is not allowed (only {' and '.join(schemes)})"
         if not target.addresses:
             return f"{target.host} resolves to no address"
         for text in target.addresses:

@@ -10,6 +10,11 @@ No broker: the outbox table is the queue. A small async loop in the worker polls
   for that event again; one that fails is retried with exponential backoff and does not
   hold back the other handlers. A crash loses nothing: the rows are still undelivered.
 
+An effect (``Handlers.effect``: an alert sink's send) does its I/O outside any transaction
+while the reactor holds the delivery's lease, then records the outcome in the transaction
+that marks the delivery delivered or schedules its retry; with ``concurrency`` > 1 the
+deliveries of one poll run side by side, so one slow receiver does not hold up the others.
+
 The rows (cursor, deliveries, leases, heartbeats) are services.deliveries'. Delivery
 latency (event created_at → delivered_at) is stored on each delivery row
 (db.queries.deliveries.delivery_stats reads it). Handlers register with a decorator::
@@ -25,14 +30,16 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import OutboxEvent
-from events.registry import Event, HandlerContext, Handlers
+from events.registry import Effect, Event, HandlerContext, Handlers
 from observability import metrics
 from runtime.settings import Settings
 from services import deliveries
@@ -53,6 +60,7 @@ class ReactorConfig:
     sweep_interval: float = 30.0
     sweep_overlap: float = 300.0
     heartbeat_interval: float = 30.0
+    concurrency: int = 1  # deliveries of one poll handled side by side
 
     @classmethod
     def from_settings(cls, settings: Settings, group: str) -> "ReactorConfig":
@@ -86,6 +94,7 @@ class Reactor:
     failed: int = 0
     _started_at: datetime = field(default_factory=utcnow)
     _last_beat: datetime | None = None
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; database work runs off the event loop."""
@@ -130,32 +139,73 @@ class Reactor:
             batch_size=self.config.batch_size,
             lease=timedelta(seconds=self.config.lease),
         )
-        for event_id, handler in claimed:
-            self._deliver(event_id, handler)
+        workers = min(self.config.concurrency, len(claimed))
+        if workers <= 1:
+            for event_id, handler in claimed:
+                self._deliver(event_id, handler)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="reactor-delivery") as pool:
+                list(pool.map(lambda pair: self._deliver(*pair), claimed))
         return len(claimed)
 
     def _deliver(self, event_id: str, handler: str) -> None:
-        seen = {"topic": "unknown"}
+        seen: dict = {"topic": "unknown", "event": None}
+        effect = self.handlers.effect_of(handler)
 
         def handle(session: Session, row: OutboxEvent, now: datetime, attempt: int) -> None:
             seen["topic"] = row.topic
-            event = Event(row.id, row.topic, row.tenant_id, row.run_id, row.payload, row.created_at)
-            self.handlers.get(handler)(HandlerContext(session, now, attempt), event)
+            self.handlers.get(handler)(HandlerContext(session, now, attempt), _event(row))
 
         try:
-            deliveries.deliver(self.sessions, event_id, handler, self.reactor_id, handle)
-            self.delivered += 1
+            if effect is None:
+                deliveries.deliver(self.sessions, event_id, handler, self.reactor_id, handle)
+            else:
+                self._perform(event_id, handler, effect, seen)
+            self._count(delivered=1)
             metrics.record_event_delivered(seen["topic"])
         except deliveries.LeaseLost:
             log.info("delivery of %s to %s was taken over", event_id, handler)
         except Exception as exc:  # any handler failure is recorded and retried, never lost
-            self.failed += 1
+            self._count(failed=1)
             metrics.record_event_failed(seen["topic"])
             log.warning("handler %s failed on event %s: %s", handler, event_id, exc)
-            error = f"{type(exc).__name__}: {exc}"
-            deliveries.record_failure(
-                self.sessions, event_id, handler, self.reactor_id, error, self.config.backoff
-            )
+            self._record_failure(event_id, handler, exc, effect, seen["event"])
+
+    def _perform(self, event_id: str, handler: str, effect: Effect, seen: dict) -> None:
+        """The effect's I/O under the lease, outside any transaction; then its success in
+        the transaction that marks the delivery delivered."""
+        leased = deliveries.leased(self.sessions, event_id, handler, self.reactor_id)
+        if leased is None:
+            raise deliveries.LeaseLost
+        row, attempts = leased
+        event = seen["event"] = _event(row)
+        seen["topic"] = row.topic
+        result = effect.perform(event, attempts + 1)
+
+        def succeeded(session: Session, _: OutboxEvent, now: datetime, attempt: int) -> None:
+            effect.succeeded(HandlerContext(session, now, attempt), event, result)
+
+        deliveries.deliver(self.sessions, event_id, handler, self.reactor_id, succeeded)
+
+    def _record_failure(self, event_id: str, handler: str, exc: Exception,
+                        effect: Effect | None, event: Event | None) -> None:  # fmt: skip
+        also = None
+        if effect is not None and event is not None:
+
+            def also(session: Session, now: datetime, attempt: int) -> None:
+                effect.failed(HandlerContext(session, now, attempt), event, exc)
+
+        try:
+            deliveries.record_failure(self.sessions, event_id, handler, self.reactor_id,
+                                      f"{type(exc).__name__}: {exc}", self.config.backoff,
+                                      also)  # fmt: skip
+        except Exception:  # the lease runs out and the delivery is retried: nothing is lost
+            log.exception("recording the failure of %s on event %s failed", handler, event_id)
+
+    def _count(self, delivered: int = 0, failed: int = 0) -> None:
+        with self._count_lock:
+            self.delivered += delivered
+            self.failed += failed
 
     # ----- health ---------------------------------------------------------------------
 
@@ -172,3 +222,7 @@ class Reactor:
             forget_after=HEARTBEAT_TTL,
         )
         self._last_beat = now
+
+
+def _event(row: OutboxEvent) -> Event:
+    return Event(row.id, row.topic, row.tenant_id, row.run_id, row.payload, row.created_at)

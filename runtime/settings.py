@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     reactor_sweep_overlap_seconds: float = Field(default=300.0, ge=0)
     reactor_heartbeat_interval_seconds: float = Field(default=30.0, gt=0)
     reactor_heartbeat_miss_threshold: int = Field(default=3, ge=1)
+    # Alert sinks (events.notifications): their own reactor group, alert-sinks.
+    alert_sinks_enabled: bool = True
+    alert_sink_unhealthy_after: int = Field(default=5, ge=1)  # failures in a row
+    alert_sink_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    alert_sink_concurrency: int = Field(default=8, ge=1, le=64)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -3,7 +3,9 @@
 ``raise_alert`` runs inside the caller's transaction (a reactor delivery): it reads the
 tenant's settings and the alerts it was sent recently, asks domain.alert_fatigue, and
 writes either an Alert or a SuppressedAlert with the reason. Ids are derived from the
-source event, so the same event can never yield two alerts. The one writer of
+source event, so the same event can never yield two alerts. An alert sent is also an
+``alert.raised`` outbox event, in the same transaction: the tenant's alert sinks get it
+from there (events.notifications); a suppressed one goes nowhere. The one writer of
 ``alerts``, ``suppressed_alerts`` and ``tenant_alert_settings``.
 """
 
@@ -27,7 +29,10 @@ from domain.alert_fatigue import (
 )
 from domain.enums import Severity
 from domain.ids import derive_id
+from domain.sink_messages import AlertMessage
+from domain.sinks import ALERT_RAISED
 from observability import metrics
+from services import events
 from services.ledger import utcnow
 
 
@@ -83,6 +88,12 @@ def raise_alert(
     }
     if decision.send:
         session.add(Alert(**common, title=spec.title, details=spec.details))
+        message = AlertMessage(common["id"], spec.tenant_id, spec.alert_type, spec.severity,
+                               spec.domain, spec.run_id, spec.title, spec.details,
+                               now.isoformat())  # fmt: skip
+        events.emit(session, key=f"alert/{message.id}", topic=ALERT_RAISED,
+                    tenant_id=spec.tenant_id, run_id=spec.run_id,
+                    payload={"alert": message.to_dict()})  # fmt: skip
         metrics.record_alert_sent(spec.alert_type)
     else:
         session.add(SuppressedAlert(**common, reason=decision.reason, detail=decision.detail))

@@ -6,6 +6,9 @@ leases, and each reactor's heartbeat (the loop itself: events.reactor).
   events whose transaction committed late (or whose writer's clock lags).
 - ``claim`` leases due delivery rows; ``deliver`` runs one handler in the transaction that
   marks its row delivered (with its latency); ``record_failure`` schedules the retry.
+- A handler whose work is I/O outside the database (an alert sink's) reads its event with
+  ``leased`` and does the I/O while the lease is held, outside any transaction; then
+  ``deliver`` records the success, or ``record_failure`` (with ``also``) the failure.
 
 The one writer of ``event_cursors``, ``event_deliveries`` and ``reactor_heartbeats``.
 """
@@ -18,6 +21,7 @@ from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.engine import reading
 from db.models import EventCursor, EventDelivery, OutboxEvent, ReactorHeartbeat
 from services.ledger import utcnow
 
@@ -161,17 +165,41 @@ def deliver(sessions: sessionmaker[Session], event_id: str, handler: str, owner:
         handle(session, row, now, attempts + 1)
 
 
+def leased(sessions: sessionmaker[Session], event_id: str, handler: str,
+           owner: str) -> tuple[OutboxEvent, int] | None:  # fmt: skip
+    """The event of a delivery ``owner`` holds the lease of, and its attempts so far (None
+    when the lease is no longer ``owner``'s); a read, without the write lock."""
+    d = EventDelivery
+    with reading(sessions) as session:
+        attempts = session.scalar(
+            select(d.attempts).where(d.event_id == event_id, d.handler == handler,
+                                     d.lease_owner == owner, d.delivered_at.is_(None))
+        )  # fmt: skip
+        if attempts is None:
+            return None
+        return session.get_one(OutboxEvent, event_id), attempts
+
+
+Failed = Callable[[Session, datetime, int], None]
+"""Runs in the transaction that records a failed attempt: (it, now, the attempt's number)."""
+
+
 def record_failure(sessions: sessionmaker[Session], event_id: str, handler: str, owner: str,
-                   error: str, backoff: Callable[[int], timedelta]) -> None:  # fmt: skip
-    """Count the failed attempt and schedule the next one after ``backoff(attempts)``."""
+                   error: str, backoff: Callable[[int], timedelta],
+                   also: Failed | None = None) -> None:  # fmt: skip
+    """Count the failed attempt and schedule the next one after ``backoff(attempts)``;
+    ``also`` records the handler's side of the failure in the same transaction."""
     with sessions.begin() as session:
         row = session.get(EventDelivery, (event_id, handler))
         if row is None or row.delivered_at is not None or row.lease_owner != owner:
             return
         row.attempts += 1
         row.last_error = error[:2000]
-        row.next_attempt_at = utcnow() + backoff(row.attempts)
+        now = utcnow()
+        row.next_attempt_at = now + backoff(row.attempts)
         row.lease_owner = row.lease_until = None
+        if also is not None:
+            also(session, now, row.attempts)
 
 
 def heartbeat(sessions: sessionmaker[Session], *, reactor_id: str, group: str,

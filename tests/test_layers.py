@@ -50,9 +50,13 @@ ALLOWED: dict[str, set[str | PassedThrough | Lazily]] = {
     "services": {"db", "domain", "observability"},
     "activities": {"services", "db", "domain", "observability"},
     "workflows": {"domain", PassedThrough("activities")},
-    "events": {"services", "db", "domain", "observability", "runtime.settings"},
+    # events.senders sends to alert sinks through the egress path and the secrets box
+    "events": {"services", "db", "domain", "observability", "runtime.settings",
+               "activities.skills.egress", "activities.skills.errors", "activities.secret_store"},
     "clients": {"services", "db", "domain"},
-    "api": {"clients", "services", "db", "domain", "observability", "runtime.settings"},
+    # api.routes.sinks encrypts a sink's secrets with the deployment's box (like the CLI)
+    "api": {"clients", "services", "db", "domain", "observability", "runtime.settings",
+            "activities.secret_store"},
     "api.__main__": {"api", "db", "observability", "runtime"},  # `python -m api`: a process
     "runtime": {"activities", "workflows", "db", "domain"},  # process plumbing
     CLI: {"clients", "services", "db", "domain", "events", "runtime", "observability",

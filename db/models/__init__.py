@@ -13,6 +13,7 @@ from db.models.governance import (
     PolicyRule,
     PreventionRecord,
 )
+from db.models.notifications import AlertSink, AlertSinkAttempt
 from db.models.reconciliation import (
     Alert,
     EventCursor,
@@ -28,6 +29,8 @@ from db.models.traces import Trace, TraceStep
 
 __all__ = [
     "Alert",
+    "AlertSink",
+    "AlertSinkAttempt",
     "ApiKey",
     "AuditExpectation",
     "AuditLedgerEntry",
