@@ -1,4 +1,4 @@
-"""The composition root: settings → database → Temporal → activities → Worker.
+"""The composition root: settings → metrics endpoint → database → Temporal → activities → Worker.
 
     python worker.py            # embedded Temporal + SQLite unless configured otherwise
     python worker.py --demo     # the same, plus the demo scenario once the worker is up
@@ -8,9 +8,11 @@ Stops gracefully on SIGINT/SIGTERM (in-flight activities finish, the embedded se
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 
 from activities.skills.egress import quiet_http_client_logs
 from api.server import api_beside_worker
@@ -18,6 +20,7 @@ from db.engine import DatabaseConfigError
 from events.handlers import audit_reactor
 from events.notifications import sink_reactor
 from events.senders import deployment_sender
+from observability.prometheus import MetricsServer, MetricsServerError, start_metrics_server
 from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
 from runtime.process_exit import exit_process
@@ -28,6 +31,22 @@ from runtime.temporal_client import with_interceptors
 from runtime.worker_factory import build_worker, egress
 
 log = logging.getLogger("governed_runs.worker")
+
+
+@contextlib.contextmanager
+def metrics_endpoint(settings: Settings, telemetry: Telemetry) -> Iterator[MetricsServer | None]:
+    """The Prometheus /metrics endpoint while the block runs (None: METRICS_ENABLED=false).
+    Bound before anything else starts: a busy METRICS_PORT ends the worker at once."""
+    if not settings.metrics_enabled or telemetry.prometheus_registry is None:
+        yield None
+        return
+    server = start_metrics_server(
+        telemetry.prometheus_registry, settings.metrics_host, settings.metrics_port
+    )
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = None) -> None:
@@ -46,6 +65,9 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
             ui,
             stack.engine.url.render_as_string(hide_password=True),
         )
+        if settings.metrics_enabled:
+            log.info("Prometheus metrics on http://%s:%s/metrics", settings.metrics_host,
+                     settings.metrics_port)  # fmt: skip
         async with worker, api_beside_worker(settings, stack.sessions, client):
             if demo:
                 from cli.demo import run_demo
@@ -76,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     telemetry = None
     try:
         settings = Settings()
-        telemetry = configure()
-        asyncio.run(serve(settings, args.demo, telemetry))
-    except (DatabaseConfigError, TemporalConfigError, ObservabilityConfigError) as exc:
+        telemetry = configure(prometheus=settings.metrics_enabled)
+        with metrics_endpoint(settings, telemetry) as metrics_server:
+            if metrics_server is not None:  # METRICS_PORT=0: egress protects the port taken
+                settings = settings.model_copy(update={"metrics_port": metrics_server.port})
+            asyncio.run(serve(settings, args.demo, telemetry))
+    except (
+        DatabaseConfigError,
+        TemporalConfigError,
+        ObservabilityConfigError,
+        MetricsServerError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line operator error
         return 2
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from clients.runs import start_run
+from clients.runs import run_result, start_run
 from domain.enums import Authority, PauseReason
 from domain.models import RunStatusView
 from runtime.settings import Settings
@@ -96,7 +96,7 @@ async def run_demo_with(
     for name, handle in handles.items():
         if name == "paused":
             continue
-        r = await handle.result()
+        r = await run_result(handle)
         results[name] = f"run {r.run_id}: {r.phase} {r.status}" + (
             f" ({r.reason})" if r.reason else ""
         )

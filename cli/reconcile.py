@@ -35,6 +35,8 @@ def _run_line(r: dict) -> str:
     pairs = {k: ", ".join(f"{d}/{a}" for d, a in r[k]) for k in ("missing", "drift", "overdue")}
     line = f"  run {r['run_id']} (tenant {r['tenant_id']}): {r['verdict']}"
     line += f" (workflow {r['workflow_state']})"
+    if r.get("cause") and r["verdict"] == "STALE":
+        line += f"\n    cause: {r['cause']}" + ("; run row failed" if r.get("run_failed") else "")
     for key in ("missing", "drift", "overdue"):
         if pairs[key]:
             line += f"\n    {key}: {pairs[key]}"
@@ -46,7 +48,8 @@ def _summary_text(s: dict) -> str:
     head = (
         f"reconciled as of {s['as_of']}: {t['runs_checked']} runs checked, "
         f"{t['stale']} stale, {t['late']} late, {t['incomplete']} incomplete; "
-        f"{t['findings_new']} new findings"
+        f"{t['findings_new']} new findings; {t.get('open_runs_checked', 0)} open runs "
+        f"cross-checked, {t.get('runs_failed', 0)} failed as stale"
     )
     return "\n".join([head, *(_run_line(r) for r in s["reports"])])
 

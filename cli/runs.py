@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import CliError, Context, Json, command, output, tenant_hint
-from clients.runs import ControlRefusedError, RunRequestError, control_run, run_status, start_run
+from clients.runs import (
+    ControlRefusedError,
+    RunRequestError,
+    control_run,
+    run_result,
+    run_status,
+    start_run,
+)
 from domain.enums import Authority, PauseReason, Phase
 from domain.models import RunStatusView
 from services import control as control_service
@@ -57,7 +64,7 @@ async def start(
         output(as_json, {"run_id": started, "workflow_id": handle.id},
                lambda d: f"started run {started}")  # fmt: skip
         return
-    result = await handle.result()
+    result = await run_result(handle)
     output(as_json, result,
            lambda r: f"run {started}: {r['phase']} {r['status']} {r['reason'] or ''}")  # fmt: skip
     if result.phase != Phase.COMPLETED:

@@ -9,6 +9,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -34,6 +35,7 @@ from domain.models import (
     RunStatusView,
     StopRequest,
 )
+from domain.outcome import RUN_FAILURE_TYPES
 from domain.validation_errors import describe
 
 
@@ -121,6 +123,27 @@ def static_details(run_input: RunInput) -> str:
     who = run_input.submitted_by
     submitted = f"submitted by {who.id} ({who.authority})" if who else "no submitter named"
     return f"**run {run_input.run_id}** of tenant {run_input.tenant_id}, {submitted}\n\n{steps}"
+
+
+async def run_result(handle: WorkflowHandle) -> RunResult:
+    """How the run ended, whether its workflow completed (a succeeded run, and every run
+    started before patch failed-runs-fail-the-workflow) or failed with the run's result in
+    its details (a FAILED run); any other workflow failure is raised."""
+    try:
+        return RunResult.model_validate(await handle.result())
+    except WorkflowFailureError as exc:
+        result = failed_run_result(exc)
+        if result is None:
+            raise
+        return result
+
+
+def failed_run_result(exc: WorkflowFailureError) -> RunResult | None:
+    """The RunResult a FAILED run's workflow failure carries, if it is one."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError) or cause.type not in RUN_FAILURE_TYPES.values():
+        return None
+    return RunResult.model_validate(cause.details[0])
 
 
 def run_id_in_use(run_id: str) -> str:

@@ -44,3 +44,12 @@ def after_evaluation(
         reason=f"policy evaluation {evaluation}",
         incident=spec,
     )
+
+
+RUN_FAILURE_TYPES: dict[str, str] = {
+    RunStatus.FAILED: "RunFailed",
+    RunStatus.FAILED_POLICY: "RunFailedPolicy",
+    RunStatus.CANCELLED: "RunCancelled",
+}
+"""The ApplicationError type a FAILED run's workflow ends with, by run status (its details
+hold the RunResult: clients.runs.run_result reads it back)."""

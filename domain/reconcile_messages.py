@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.reconciliation import WorkflowState
+from domain.reconciliation import WorkflowState, closure_cause
 
 
 class Strict(BaseModel):
@@ -15,6 +15,7 @@ class Strict(BaseModel):
 class ScanPass(StrEnum):
     OVERDUE = "OVERDUE"  # open expectations past their deadline (partial index)
     UNEXPECTED_ACKS = "UNEXPECTED_ACKS"  # acks without any expectation, since the watermark
+    OPEN_RUNS = "OPEN_RUNS"  # runs whose row is still open (partial index), checked with Temporal
 
 
 class Cursor(Strict):
@@ -31,6 +32,8 @@ class ReconcileTotals(Strict):
     stale: int = 0
     late: int = 0
     findings_new: int = 0
+    open_runs_checked: int = 0  # runs with an open row whose workflow was asked about
+    runs_failed: int = 0  # of them, closed without finalizing: moved to FAILED
 
 
 class ReconcileInput(Strict):
@@ -66,11 +69,29 @@ class ScanPage(Strict):
     run_ids: list[str]
     rows: int
     next: Cursor | None
+    # OPEN_RUNS: the Temporal run id that opened each run (its row's execution_id).
+    executions: dict[str, str] = Field(default_factory=dict)
 
 
 class RunState(Strict):
     run_id: str
     state: WorkflowState
+    closed_at: datetime | None = None
+
+    @property
+    def cause(self) -> str:
+        return closure_cause(self.state, self.closed_at)
+
+
+class OpenRun(Strict):
+    """A run whose row is open, and the execution that owns it (None: not known)."""
+
+    run_id: str
+    execution_id: str | None = None
+
+
+class CrossCheckRequest(Strict):
+    runs: list[OpenRun]
 
 
 class RecordRequest(Strict):
@@ -91,6 +112,8 @@ class RunReport(Strict):
     invalid: list[tuple[str, str]] = Field(default_factory=list)
     rolled_back: list[tuple[str, str]] = Field(default_factory=list)
     new_findings: int = 0
+    cause: str | None = Field(default=None, description="why a STALE run is stale")
+    run_failed: bool = Field(default=False, description="this reconciliation failed its row")
 
 
 class RecordResult(Strict):

@@ -39,6 +39,29 @@ class WorkflowState(StrEnum):
     NOT_FOUND = "NOT_FOUND"
 
 
+# What the cross-check of open runs acts on: a closure Temporal reported, or no workflow at
+# all. RUNNING is never acted on, nor CONTINUED_AS_NEW (the run goes on in a new execution).
+CLOSED = frozenset(
+    {
+        WorkflowState.COMPLETED,
+        WorkflowState.FAILED,
+        WorkflowState.CANCELED,
+        WorkflowState.TERMINATED,
+        WorkflowState.TIMED_OUT,
+        WorkflowState.NOT_FOUND,
+    }
+)
+
+
+def closure_cause(state: WorkflowState, closed_at: datetime | None = None) -> str:
+    """Why a run whose workflow ended is stale, as its finding and its run row say it:
+    "workflow TERMINATED at 2026-01-02T03:04:05+00:00 without finalizing"."""
+    if state == WorkflowState.NOT_FOUND:
+        return "workflow not found (never started, or gone) without finalizing"
+    at = f" at {closed_at.isoformat()}" if closed_at is not None else ""
+    return f"workflow {state}{at} without finalizing"
+
+
 SEVERITY = {
     FindingKind.MISSING: Severity.HIGH,
     FindingKind.DRIFT: Severity.MEDIUM,
@@ -99,8 +122,10 @@ def assess(
     acks: list[AckRow],
     state: WorkflowState,
     as_of: datetime,
+    cause: str | None = None,
 ) -> Assessment:
-    """The findings of one run as of ``as_of``, given its workflow's state."""
+    """The findings of one run as of ``as_of``, given its workflow's state; ``cause``: why
+    a stale run is stale (domain.reconciliation.closure_cause; default: the state)."""
     rec = reconcile(expectations, acks, as_of)
     deadlines = {(e.domain, e.action): e.deadline for e in expectations if not e.withdrawn}
     overdue = [a for a in rec.missing if deadlines.get(a) is not None and deadlines[a] <= as_of]
@@ -114,7 +139,8 @@ def assess(
         findings += [Finding(run_id, FindingKind.MISSING, d, a) for d, a in rec.missing]
         if rec.stale:
             details = {"missing": _pairs(rec.missing)}
-            findings.append(Finding(run_id, FindingKind.STALE, *FINALIZE_RUN, state, details))
+            stale = Finding(run_id, FindingKind.STALE, *FINALIZE_RUN, cause or state, details)
+            findings.append(stale)
     return Assessment(run_id, rec, state, overdue, findings)
 
 

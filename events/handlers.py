@@ -9,8 +9,9 @@
 | audit.reconciliation.invalid   | RECONCILIATION_FAILED | audit                |
 | run.failed                     | RECONCILIATION_FAILED | audit                |
 
-A failed run raises an alert only when its contract does not reconcile. Alerts go through
-the fatigue controls (services.alerts), in the delivery's transaction.
+A failed run raises an alert only when its contract does not reconcile, and not when the
+reconciliation failed it (``stale`` in the event): its STALE_RUN alert says so already.
+Alerts go through the fatigue controls (services.alerts), in the delivery's transaction.
 """
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -65,10 +66,7 @@ def audit_handlers(defaults: FatigueSettings) -> Handlers:
     @handlers.on(rc.TOPIC_STALE, name="audit.alert.stale_run")
     def stale_run(ctx: HandlerContext, event: Event) -> None:
         p = event.payload
-        title = (
-            f"Run {event.run_id} never finalized (workflow {p['cause']}); "
-            f"missing: {_actions(p['missing'])}"
-        )
+        title = f"Run {event.run_id} is stale: {p['cause']}; missing: {_actions(p['missing'])}"
         alert(ctx, event, AlertType.STALE_RUN, p["domain"], title)
 
     @handlers.on(rc.TOPIC_TIMEOUT, name="audit.alert.expectation_timeout")
@@ -98,7 +96,7 @@ def audit_handlers(defaults: FatigueSettings) -> Handlers:
     @handlers.on("run.failed", name="audit.alert.failed_run_reconciliation")
     def failed_run(ctx: HandlerContext, event: Event) -> None:
         """A failed run must still reconcile (its contract closed); alert when it does not."""
-        if event.run_id is None:
+        if event.run_id is None or event.payload.get("stale"):
             return
         expectations, acks = load_contract(ctx.session, event.run_id)
         result = reconcile(expectations, acks, ctx.now)

@@ -13,6 +13,7 @@ receiver never delays the audit handlers):
   ``unhealthy_after``-th failure in a row marks the sink unhealthy and raises a
   SINK_UNHEALTHY alert of its tenant (through the fatigue controls), which goes to the
   tenant's other sinks — never to the failing one. A removed sink's deliveries are dropped.
+  Every attempt counts in ``governed_runs.notifications.deliveries`` (sink kind, outcome).
 """
 
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from events.handlers import default_fatigue
 from events.reactor import Reactor, ReactorConfig
 from events.registry import Event, HandlerContext, Handlers
 from events.senders import Sender, SendFailed, Sent
+from observability import metrics
 from runtime.settings import Settings
 from services import events, sinks
 from services.alerts import AlertSpec, raise_alert
@@ -78,9 +80,12 @@ class SendToSink:
             return _Done(None, None)
         alert = AlertMessage.from_dict(event.payload["alert"])
         try:
-            return _Done(sink, self.sender.send(sink, alert, event.id, attempt))
+            sent = self.sender.send(sink, alert, event.id, attempt)
         except SendFailed as failed:
+            metrics.record_notification(sink.kind, failed.sent.outcome)
             raise AttemptFailed(sink, failed.sent) from None
+        metrics.record_notification(sink.kind, sent.outcome)
+        return _Done(sink, sent)
 
     def succeeded(self, ctx: HandlerContext, event: Event, result: _Done) -> None:
         if result.sink is not None and result.sent is not None:

@@ -31,7 +31,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,14 +124,18 @@ class Reactor:
     # ----- discovery and delivery (the rows: services.deliveries) -----------------------
 
     def discover(self) -> int:
-        return deliveries.discover(
+        received: Counter[tuple[str, str]] = Counter()
+        found = deliveries.discover(
             self.sessions,
             self.config.group,
             self.handlers,
             batch_size=self.config.batch_size,
             sweep_every=timedelta(seconds=self.config.sweep_interval),
             sweep_overlap=timedelta(seconds=self.config.sweep_overlap),
+            received=received,
         )
+        metrics.record_events_received(received)
+        return found
 
     def deliver_due(self) -> int:
         claimed = deliveries.claim(
@@ -156,18 +162,19 @@ class Reactor:
             seen["topic"] = row.topic
             self.handlers.get(handler)(HandlerContext(session, now, attempt), _event(row))
 
+        began = time.monotonic()
         try:
             if effect is None:
                 deliveries.deliver(self.sessions, event_id, handler, self.reactor_id, handle)
             else:
                 self._perform(event_id, handler, effect, seen)
             self._count(delivered=1)
-            metrics.record_event_delivered(seen["topic"])
+            metrics.record_event_delivered(seen["topic"], handler, time.monotonic() - began)
         except deliveries.LeaseLost:
             log.info("delivery of %s to %s was taken over", event_id, handler)
         except Exception as exc:  # any handler failure is recorded and retried, never lost
             self._count(failed=1)
-            metrics.record_event_failed(seen["topic"])
+            metrics.record_event_failed(seen["topic"], handler, time.monotonic() - began)
             log.warning("handler %s failed on event %s: %s", handler, event_id, exc)
             self._record_failure(event_id, handler, exc, effect, seen["event"])
 
@@ -210,7 +217,9 @@ class Reactor:
     # ----- health ---------------------------------------------------------------------
 
     def heartbeat(self, now: datetime) -> None:
-        """Record this reactor's sign of life; forget reactors silent for a week."""
+        """Record this reactor's sign of life; forget reactors silent for a week. The
+        intervals since the last beat that had none (a stalled poll, a database outage)
+        are counted as misses."""
         deliveries.heartbeat(
             self.sessions,
             reactor_id=self.reactor_id,
@@ -221,6 +230,11 @@ class Reactor:
             failed=self.failed,
             forget_after=HEARTBEAT_TTL,
         )
+        missed = 0
+        if self._last_beat is not None:
+            intervals = (now - self._last_beat).total_seconds() // self.config.heartbeat_interval
+            missed = max(int(intervals) - 1, 0)
+        metrics.record_heartbeat(self.config.group, missed)
         self._last_beat = now
 
 

@@ -4,17 +4,27 @@ Each function is a no-op until a meter provider is installed (``observability.se
 Instruments are created once per provider. Callers record after their transaction
 committed, so a retried activity that finds its first result records nothing new.
 
-| function | instrument | attributes |
-|---|---|---|
-| record_run_finished | governed_runs.runs.finished (counter) | tenant_id, phase, status |
-| record_phase_durations | governed_runs.run.phase.duration (histogram, s) | tenant_id, phase |
-| record_policy_decision | governed_runs.policy.decisions (counter) | tenant_id, decision |
-| record_reconciliation | governed_runs.reconciliation.findings (counter) | kind |
-| record_event_delivered / _failed | governed_runs.events.delivered / .failed | topic |
-| record_alert_sent / _suppressed | governed_runs.alerts.sent / .suppressed | kind (, reason) |
+Instruments (all named ``governed_runs.…``; counters unless said), their attributes, and
+the function that records them:
+
+- runs.finished (tenant_id, phase, status) and run.phase.duration (histogram, s; tenant_id,
+  phase): record_run_finished
+- policy.decisions (tenant_id, decision): record_policy_decision (the check before step 0),
+  record_policy_check, which also records policy.check.duration (histogram, s)
+- reconciliation.findings (kind: missing, drift, stale): record_reconciliation
+- events.received, events.delivered, events.failed (topic, handler) and
+  events.handler.duration (histogram, s; topic, handler): record_events_received,
+  record_event_delivered, record_event_failed
+- reactor.heartbeats, reactor.heartbeat.misses (group): record_heartbeat
+- alerts.sent (tenant_id, kind), alerts.suppressed (tenant_id, kind, reason):
+  record_alert_sent, record_alert_suppressed
+- notifications.deliveries (sink_kind, outcome): record_notification
+
+Attributes are bounded: tenants, topics, handler and group names, enum values — never a run
+id or an event id.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -23,6 +33,8 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Counter, Histogram, MeterProvider
 
 METER_NAME = "governed_runs"
+# Seconds: a policy check or a handler takes milliseconds, a slow receiver up to its timeout.
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -30,11 +42,17 @@ class Instruments:
     runs_finished: Counter
     phase_duration: Histogram
     policy_decisions: Counter
+    policy_check_duration: Histogram
     reconciliation_findings: Counter
+    events_received: Counter
     events_delivered: Counter
     events_failed: Counter
+    handler_duration: Histogram
+    reactor_heartbeats: Counter
+    reactor_heartbeat_misses: Counter
     alerts_sent: Counter
     alerts_suppressed: Counter
+    notification_deliveries: Counter
 
 
 @lru_cache(maxsize=4)
@@ -50,18 +68,50 @@ def _instruments_for(provider: MeterProvider) -> Instruments:
         policy_decisions=meter.create_counter(
             "governed_runs.policy.decisions",
             unit="{decision}",
-            description="mid-execution policy check decisions",
+            description="policy check decisions (mid-execution, and the one before step 0)",
+        ),
+        policy_check_duration=meter.create_histogram(
+            "governed_runs.policy.check.duration",
+            unit="s",
+            description="time a mid-execution policy check took (control.check_policy)",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         ),
         reconciliation_findings=meter.create_counter(
             "governed_runs.reconciliation.findings",
             unit="{finding}",
             description="reconciliation findings by kind: missing, drift, stale",
         ),
+        events_received=meter.create_counter(
+            "governed_runs.events.received",
+            unit="{event}",
+            description="outbox events the reactor took up, one per handler of their topic",
+        ),
         events_delivered=meter.create_counter(
-            "governed_runs.events.delivered", unit="{event}", description="outbox events delivered"
+            "governed_runs.events.delivered",
+            unit="{event}",
+            description="outbox events a handler handled",
         ),
         events_failed=meter.create_counter(
-            "governed_runs.events.failed", unit="{event}", description="outbox deliveries failed"
+            "governed_runs.events.failed",
+            unit="{event}",
+            description="handler attempts that failed (each is retried)",
+        ),
+        handler_duration=meter.create_histogram(
+            "governed_runs.events.handler.duration",
+            unit="s",
+            description="time one delivery to a handler took, its transaction included",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        ),
+        reactor_heartbeats=meter.create_counter(
+            "governed_runs.reactor.heartbeats",
+            unit="{heartbeat}",
+            description="reactor heartbeats written",
+        ),
+        reactor_heartbeat_misses=meter.create_counter(
+            "governed_runs.reactor.heartbeat.misses",
+            unit="{heartbeat}",
+            description="heartbeat intervals that passed without a heartbeat (counted at the "
+            "next one)",
         ),
         alerts_sent=meter.create_counter(
             "governed_runs.alerts.sent", unit="{alert}", description="alerts sent"
@@ -70,6 +120,11 @@ def _instruments_for(provider: MeterProvider) -> Instruments:
             "governed_runs.alerts.suppressed",
             unit="{alert}",
             description="alerts suppressed (dedup window, cooldown, hourly cap)",
+        ),
+        notification_deliveries=meter.create_counter(
+            "governed_runs.notifications.deliveries",
+            unit="{attempt}",
+            description="attempts to deliver an alert to a sink, by sink kind and outcome",
         ),
     )
 
@@ -110,6 +165,14 @@ def record_policy_decision(tenant_id: str, decision: str) -> None:
     instruments().policy_decisions.add(1, {"tenant_id": tenant_id, "decision": decision})
 
 
+def record_policy_check(tenant_id: str, decision: str, seconds: float) -> None:
+    """A mid-execution policy check that decided (not a replay of its first result)."""
+    found = instruments()
+    attributes = {"tenant_id": tenant_id, "decision": decision}
+    found.policy_decisions.add(1, attributes)
+    found.policy_check_duration.record(seconds, attributes)
+
+
 def record_reconciliation(missing: int = 0, drift: int = 0, stale: int = 0) -> None:
     """Findings of one reconciliation pass (zero counts are not recorded)."""
     counter = instruments().reconciliation_findings
@@ -118,17 +181,41 @@ def record_reconciliation(missing: int = 0, drift: int = 0, stale: int = 0) -> N
             counter.add(amount, {"kind": kind})
 
 
-def record_event_delivered(topic: str) -> None:
-    instruments().events_delivered.add(1, {"topic": topic})
+def record_events_received(received: Mapping[tuple[str, str], int]) -> None:
+    """Delivery rows a reactor created: how many per (topic, handler)."""
+    counter = instruments().events_received
+    for (topic, handler), amount in received.items():
+        counter.add(amount, {"topic": topic, "handler": handler})
 
 
-def record_event_failed(topic: str) -> None:
-    instruments().events_failed.add(1, {"topic": topic})
+def record_event_delivered(topic: str, handler: str, seconds: float) -> None:
+    found = instruments()
+    found.events_delivered.add(1, {"topic": topic, "handler": handler})
+    found.handler_duration.record(seconds, {"topic": topic, "handler": handler})
 
 
-def record_alert_sent(kind: str) -> None:
-    instruments().alerts_sent.add(1, {"kind": kind})
+def record_event_failed(topic: str, handler: str, seconds: float) -> None:
+    found = instruments()
+    found.events_failed.add(1, {"topic": topic, "handler": handler})
+    found.handler_duration.record(seconds, {"topic": topic, "handler": handler})
 
 
-def record_alert_suppressed(kind: str, reason: str) -> None:
-    instruments().alerts_suppressed.add(1, {"kind": kind, "reason": reason})
+def record_heartbeat(group: str, missed: int = 0) -> None:
+    """A heartbeat written, and the intervals before it that had none."""
+    found = instruments()
+    found.reactor_heartbeats.add(1, {"group": group})
+    if missed:
+        found.reactor_heartbeat_misses.add(missed, {"group": group})
+
+
+def record_alert_sent(tenant_id: str, kind: str) -> None:
+    instruments().alerts_sent.add(1, {"tenant_id": tenant_id, "kind": kind})
+
+
+def record_alert_suppressed(tenant_id: str, kind: str, reason: str) -> None:
+    instruments().alerts_suppressed.add(1, {"tenant_id": tenant_id, "kind": kind, "reason": reason})
+
+
+def record_notification(sink_kind: str, outcome: str) -> None:
+    """One attempt to deliver an alert to a sink (DELIVERED, FAILED, REFUSED)."""
+    instruments().notification_deliveries.add(1, {"sink_kind": sink_kind, "outcome": outcome})

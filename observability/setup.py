@@ -6,7 +6,10 @@ the signal's own endpoint variable) is set, and nothing otherwise: the console e
 is off by default. ``OTEL_SDK_DISABLED=true`` turns everything off. The OTLP exporter
 speaks http/protobuf and reads its endpoint, headers and timeout from the usual
 variables; the resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``
-(service name ``governed-runs`` when none is given).
+(service name ``governed-runs`` when none is given). ``prometheus=True`` (the worker's
+METRICS_ENABLED) adds the Prometheus reader (``observability.prometheus``) beside them:
+the meter provider is then built whatever the OTEL_* variables say, so ``/metrics`` has
+the figures even when nothing is exported over OTLP.
 
 Called at the edge (worker.py, ``python -m api``), never at import time.
 """
@@ -31,8 +34,10 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanProcessor,
 )
+from prometheus_client import CollectorRegistry
 from temporalio.client import Interceptor
 
+from observability.prometheus import prometheus_reader
 from observability.tracing import RunAttributesSpanProcessor, RunTracingInterceptor
 
 log = logging.getLogger(__name__)
@@ -107,6 +112,8 @@ class Telemetry:
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     exporters: dict[str, list[str]] = field(default_factory=dict)
+    # what a metrics server serves (observability.prometheus); None: no Prometheus reader
+    prometheus_registry: CollectorRegistry | None = None
 
     def interceptors(self) -> list[Interceptor]:
         """Temporal client interceptors (empty when tracing is off)."""
@@ -126,8 +133,10 @@ def build(
     *,
     span_processors: Iterable[SpanProcessor] = (),
     metric_readers: Iterable[MetricReader] = (),
+    prometheus: bool = False,
 ) -> Telemetry:
-    """Providers for the exporters the environment names, plus any given ones (tests)."""
+    """Providers for the exporters the environment names, plus any given ones (tests), plus
+    the Prometheus reader when ``prometheus``."""
     env = os.environ if env is None else env
     span_processors, metric_readers = list(span_processors), list(metric_readers)
     names = {"traces": exporter_names(env, "traces"), "metrics": exporter_names(env, "metrics")}
@@ -141,6 +150,10 @@ def build(
             provider.add_span_processor(processor)
         telemetry.tracer_provider = provider
     readers = [_metric_reader(name, env) for name in names["metrics"]] + metric_readers
+    if prometheus:
+        reader, telemetry.prometheus_registry = prometheus_reader()
+        readers.append(reader)
+        names["metrics"] = [*names["metrics"], "prometheus"]
     if readers:
         telemetry.meter_provider = MeterProvider(resource=resource(), metric_readers=readers)
     return telemetry
@@ -152,7 +165,8 @@ def install(telemetry: Telemetry) -> None:
         trace.set_tracer_provider(telemetry.tracer_provider)
     if telemetry.meter_provider is not None:
         metrics.set_meter_provider(telemetry.meter_provider)
-    if telemetry.tracer_provider or telemetry.meter_provider:
+    exported = [n for names in telemetry.exporters.values() for n in names if n != "prometheus"]
+    if exported:  # the /metrics endpoint is the worker's to log, once it is up
         log.info(
             "OpenTelemetry: traces → %s, metrics → %s",
             ", ".join(telemetry.exporters.get("traces", [])) or "off",
@@ -160,8 +174,8 @@ def install(telemetry: Telemetry) -> None:
         )
 
 
-def configure(env: Mapping[str, str] | None = None) -> Telemetry:
+def configure(env: Mapping[str, str] | None = None, *, prometheus: bool = False) -> Telemetry:
     """Build from the environment and install globally: what worker.py calls."""
-    telemetry = build(env)
+    telemetry = build(env, prometheus=prometheus)
     install(telemetry)
     return telemetry

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     http_enabled: bool = True
+    # The Prometheus /metrics endpoint of the worker (observability.prometheus), beside any
+    # OTLP export. METRICS_PORT=0: a free port, logged. Protected from egress like the API.
+    metrics_enabled: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     # Security (README "Security model"). Egress of skills that call out: deny-by-default
     # ranges (loopback, link-local, private, multicast) and the worker's own ports are

@@ -63,17 +63,18 @@ def skill_context(settings: Settings) -> SkillContext:
 
 
 def deployment_endpoints(settings: Settings) -> DeploymentEndpoints:
-    """The endpoints no step may reach: the Temporal frontend and Web UI ports and the HTTP
-    API port, on loopback, on the configured hosts and on this host's own name; and the
-    host:port of TEMPORAL_ADDRESS when it is set."""
+    """The endpoints no step may reach: the Temporal frontend and Web UI ports, the HTTP
+    API port and the metrics port, on loopback, on the configured hosts and on this host's
+    own name; and the host:port of TEMPORAL_ADDRESS when it is set."""
     ports = (
         settings.temporal_port,
         settings.temporal_ui_port,
         settings.temporal_http_port,
         settings.temporal_metrics_port,
         settings.http_port,
+        settings.metrics_port,
     )
-    hosts = [settings.http_host, socket.gethostname()]
+    hosts = [settings.http_host, settings.metrics_host, socket.gethostname()]
     exact: list[tuple[str, int]] = []
     if settings.temporal_address:
         host, _, port = settings.temporal_address.rpartition(":")
@@ -144,6 +145,7 @@ def build_activities(settings: Settings, sessions: sessionmaker[Session], http: 
         candidates.purge_orchestration_log,
         reconcile.scan,
         reconcile.describe_runs,
+        reconcile.cross_check,
         reconcile.record,
     ]
 

@@ -94,10 +94,10 @@ def raise_alert(
         events.emit(session, key=f"alert/{message.id}", topic=ALERT_RAISED,
                     tenant_id=spec.tenant_id, run_id=spec.run_id,
                     payload={"alert": message.to_dict()})  # fmt: skip
-        metrics.record_alert_sent(spec.alert_type)
+        metrics.record_alert_sent(spec.tenant_id, spec.alert_type)
     else:
         session.add(SuppressedAlert(**common, reason=decision.reason, detail=decision.detail))
-        metrics.record_alert_suppressed(spec.alert_type, decision.reason)
+        metrics.record_alert_suppressed(spec.tenant_id, spec.alert_type, decision.reason)
     session.flush()
     return decision
 

@@ -3,6 +3,8 @@ requests. The one writer of ``pause_records`` and ``stop_requests`` (a check's r
 services.policies; a paused run's status: services.runs).
 """
 
+import time
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import AuditLedgerEntry, PauseRecord, Run, StopRequest, Tenant
@@ -69,9 +71,10 @@ def check_policy(
 
     decided: list[str] = []  # set when this call did the write (not a ledger replay)
     key = f"control.check_policy:{req.step_index}"
+    began = time.monotonic()
     result = run_once(sessions, execution, key, PolicyCheckResult, write)
     for decision in decided:
-        metrics.record_policy_decision(req.tenant_id, decision)
+        metrics.record_policy_check(req.tenant_id, decision, time.monotonic() - began)
     return result
 
 

@@ -13,6 +13,7 @@ leases, and each reactor's heartbeat (the loop itself: events.reactor).
 The one writer of ``event_cursors``, ``event_deliveries`` and ``reactor_heartbeats``.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -47,9 +48,10 @@ Handle = Callable[[Session, OutboxEvent, datetime, int], None]
 
 
 def discover(sessions: sessionmaker[Session], group: str, routing: Routing, *,
-             batch_size: int, sweep_every: timedelta, sweep_overlap: timedelta) -> int:  # fmt: skip
+             batch_size: int, sweep_every: timedelta, sweep_overlap: timedelta,
+             received: Counter[tuple[str, str]] | None = None) -> int:  # fmt: skip
     """Add the delivery rows of new events (and, every ``sweep_every``, of late ones);
-    returns how many were added."""
+    returns how many were added, and counts them per (topic, handler) in ``received``."""
     now = utcnow()
     created = 0
     with sessions.begin() as session:
@@ -65,13 +67,13 @@ def discover(sessions: sessionmaker[Session], group: str, routing: Routing, *,
             .where(tuple_(OutboxEvent.created_at, OutboxEvent.id) > position)
             .limit(batch_size)
         ).all()
-        created += _add_deliveries(session, routing, rows, now)
+        created += _add_deliveries(session, routing, rows, now, received)
         if rows:
             cursor.position_at, cursor.position_id = rows[-1].created_at, rows[-1].id
             cursor.updated_at = now
         if cursor.swept_at is None or now - cursor.swept_at >= sweep_every:
             created += _sweep(session, routing, cursor.position_at - sweep_overlap,
-                              cursor.position_at, now)  # fmt: skip
+                              cursor.position_at, now, received)  # fmt: skip
             cursor.swept_at = now
     return created
 
@@ -85,7 +87,7 @@ def _events(routing: Routing):  # noqa: ANN202 - a Select
 
 
 def _sweep(session: Session, routing: Routing, since: datetime, until: datetime,
-           now: datetime) -> int:  # fmt: skip
+           now: datetime, received: Counter[tuple[str, str]] | None) -> int:  # fmt: skip
     """Events in the window behind the cursor that have no delivery row of this group."""
     has_delivery = (
         select(EventDelivery.event_id)
@@ -98,10 +100,11 @@ def _sweep(session: Session, routing: Routing, since: datetime, until: datetime,
         .where(OutboxEvent.created_at >= since, OutboxEvent.created_at <= until)
         .where(~has_delivery)
     ).all()
-    return _add_deliveries(session, routing, rows, now)
+    return _add_deliveries(session, routing, rows, now, received)
 
 
-def _add_deliveries(session: Session, routing: Routing, rows: list[Any], now: datetime) -> int:
+def _add_deliveries(session: Session, routing: Routing, rows: list[Any], now: datetime,
+                    received: Counter[tuple[str, str]] | None = None) -> int:  # fmt: skip
     values = [
         {"event_id": row.id, "handler": name, "topic": row.topic,
          "event_created_at": row.created_at, "created_at": now, "next_attempt_at": now,
@@ -112,6 +115,8 @@ def _add_deliveries(session: Session, routing: Routing, rows: list[Any], now: da
     if values:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(dialect.insert(EventDelivery).values(values).on_conflict_do_nothing())
+    if received is not None:
+        received.update((v["topic"], v["handler"]) for v in values)
     return len(values)
 
 

@@ -2,8 +2,10 @@
 
 ``record`` reconciles the runs of one page of the stale scan with the pure reconciler and
 writes the findings that are new, their outbox events and one audit-ledger entry per run,
-in one transaction. Finding and event ids are derived, so a second reconciliation (a
-retry, or a concurrent one) writes nothing and no idempotency-ledger row is kept. The one
+in one transaction. A run whose workflow Temporal reports closed (or gone) while its row is
+still open is failed there too, with the closure as its reason (services.runs.fail_stale).
+Finding and event ids are derived, so a second reconciliation (a retry, or a concurrent
+one) writes nothing and no idempotency-ledger row is kept. The one
 writer of ``reconciliation_findings``.
 """
 
@@ -17,8 +19,9 @@ from domain.enums import AckStatus
 from domain.ids import derive_id
 from domain.reconcile_messages import RecordRequest, RecordResult, RunReport
 from domain.reconciler import AckRow, ExpectationRow
-from domain.reconciliation import Assessment, Finding, assess, event_plan
+from domain.reconciliation import CLOSED, Assessment, Finding, assess, event_plan
 from observability import metrics
+from services import runs
 from services.events import emit
 from services.ledger import Execution, audit_entry, utcnow
 
@@ -31,6 +34,13 @@ def record(
     reconciliation_id = f"{execution.workflow_id}/{execution.run_id}"
     with sessions.begin() as session:
         run_ids = [r.run_id for r in req.runs]
+        # The rows first, each locked (or found finalized meanwhile) before its contract
+        # is read: a run that finalized after Temporal was asked is left as it is.
+        failed = {
+            r.run_id
+            for r in req.runs
+            if r.state in CLOSED and runs.fail_stale(session, r.run_id, r.cause) is not None
+        }
         contracts = load_contracts(session, run_ids)
         known = set(
             session.scalars(
@@ -40,11 +50,12 @@ def record(
         reports = []
         for run in req.runs:
             tenant_id, expectations, acks = contracts.get(run.run_id, ("", [], []))
-            found = assess(run.run_id, expectations, acks, run.state, req.as_of)
+            found = assess(run.run_id, expectations, acks, run.state, req.as_of, run.cause)
             new = [f for f in found.findings if f.id not in known]
             known.update(f.id for f in new)
             _write_new(session, found, new, tenant_id, reconciliation_id)
-            reports.append(report_of(found, tenant_id, len(new)))
+            report = report_of(found, tenant_id, len(new), run_failed=run.run_id in failed)
+            reports.append(report)
     return RecordResult(reports=reports)
 
 
@@ -121,8 +132,11 @@ def load_contracts(
     return {r: (tenants[r], expectations[r], acks[r]) for r in run_ids if r in tenants}
 
 
-def report_of(found: Assessment, tenant_id: str, new_findings: int) -> RunReport:
+def report_of(
+    found: Assessment, tenant_id: str, new_findings: int, *, run_failed: bool = False
+) -> RunReport:
     rec = found.reconciliation
+    stale = [f.cause for f in found.findings if f.kind == "STALE"]
     return RunReport(
         run_id=found.run_id,
         tenant_id=tenant_id,
@@ -134,4 +148,6 @@ def report_of(found: Assessment, tenant_id: str, new_findings: int) -> RunReport
         invalid=rec.invalid,
         rolled_back=rec.rolled_back,
         new_findings=new_findings,
+        cause=stale[0] if stale else None,
+        run_failed=run_failed,
     )

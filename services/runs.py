@@ -1,5 +1,6 @@
 """The runs domain: the run row, its phase transitions, degradation and finalization
-(runs.open's write: services.run_opening).
+(runs.open's write: services.run_opening), and the failure of a run whose workflow ended
+without finalizing (``fail_stale``, called by the reconciliation).
 
 A phase change commits with the write it precedes wherever there is one (runs.open,
 traces.start, policies.evaluate, runs.finalize): one transaction instead of two. The one
@@ -9,7 +10,7 @@ writer of ``runs`` and ``run_phase_transitions``.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ from domain.messages import (
     FinalizeResult,
     TransitionRequest,
 )
+from domain.phases import check_transition
 from observability import metrics
 from services.events import emit
 from services.ledger import (
@@ -167,6 +169,56 @@ def finalize(
     if finished:
         metrics.record_run_finished(req.tenant_id, req.to_phase, req.status, finished[0])
     return committed
+
+
+def fail_stale(session: Session, run_id: str, cause: str) -> str | None:
+    """A run whose workflow Temporal reports closed (or gone) without finalizing moves to
+    FAILED with ``cause`` as its reason, in the caller's transaction: a new transition row
+    after its last one, the run row's phase, status, reason and time (nothing else), and a
+    ``run.failed`` event. Only while the row is still open — one that finalized meanwhile,
+    or was failed by an earlier reconciliation, is left as it is (None is returned).
+    Returns the run's tenant when it moved."""
+    row = session.execute(
+        select(_RUNS.c.phase, _RUNS.c.tenant_id).where(_RUNS.c.id == run_id).with_for_update()
+    ).first()
+    if row is None or row.phase in (Phase.COMPLETED, Phase.FAILED):
+        return None
+    check_transition(Phase(row.phase), Phase.FAILED, RunStatus.FAILED)
+    now = utcnow()
+    moved = execute_core(
+        session,
+        _update_run(
+            run_id,
+            {
+                "phase": Phase.FAILED,
+                "status": RunStatus.FAILED,
+                "failure_reason": cause,
+                "updated_at": now,
+            },
+        ).where(_RUNS.c.phase == row.phase),  # (still as read: another writer did not move it)
+        {},
+    )
+    if moved.rowcount != 1:
+        return None
+    last = session.scalar(
+        select(func.max(_TRANSITIONS.c.seq)).where(_TRANSITIONS.c.run_id == run_id)
+    )
+    seq = (last or 0) + 1
+    insert_row(
+        session,
+        RunPhaseTransition,
+        **transition_row(run_id, seq, Phase(row.phase), Phase.FAILED, RunStatus.FAILED, now, cause),
+    )
+    emit(
+        session,
+        key=f"{run_id}/stale",
+        topic="run.failed",
+        tenant_id=row.tenant_id,
+        run_id=run_id,
+        # "stale": its STALE_RUN finding's alert tells people; the event tells any handler.
+        payload={"status": RunStatus.FAILED, "reason": cause, "stale": True},
+    )
+    return row.tenant_id
 
 
 def commit_transition(session: Session, req: TransitionRequest) -> None:

@@ -21,6 +21,11 @@ from runtime.settings import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
 
+# The worker processes tests start (they inherit this environment) serve /metrics on a free
+# port: several run at once, beside other checkouts' tests; a test that needs a busy
+# METRICS_PORT names its own.
+os.environ.setdefault("METRICS_PORT", "0")
+
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL")

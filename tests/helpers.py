@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from clients.runs import failed_run_result
 from db.models import PolicyRule, Tenant
 from domain.ids import derive_id, run_workflow_id
 from runtime.settings import Settings
@@ -97,15 +98,50 @@ async def running_worker(
             yield
 
 
+class RunHandle:
+    """A RunWorkflow handle whose ``result()`` is the run's RunResult however it ended: a
+    FAILED run's workflow fails with the result in its details (clients.runs.run_result);
+    everything else is the handle's."""
+
+    def __init__(self, handle: WorkflowHandle) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    async def result(self, **kwargs: Any) -> Any:
+        try:
+            return await self._handle.result(**kwargs)
+        except WorkflowFailureError as exc:
+            result = failed_run_result(exc)
+            if result is None:
+                raise
+            typed = getattr(self._handle, "_result_type", None) is not None
+            return result if typed else result.model_dump(mode="json")
+
+
+async def outcome(handle: WorkflowHandle) -> dict[str, Any]:
+    """An untyped run handle's result (a dict) however the run ended."""
+    try:
+        return await handle.result()
+    except WorkflowFailureError as exc:
+        result = failed_run_result(exc)
+        if result is None:
+            raise
+        return result.model_dump(mode="json")
+
+
 async def start_run(
     client: Client, task_queue: str, run_id: str, payload: dict[str, Any], **options: Any
-) -> WorkflowHandle:
-    return await client.start_workflow(
-        RunWorkflow.run,
-        payload,
-        id=run_workflow_id(run_id),
-        task_queue=task_queue,
-        **options,
+) -> RunHandle:
+    return RunHandle(
+        await client.start_workflow(
+            RunWorkflow.run,
+            payload,
+            id=run_workflow_id(run_id),
+            task_queue=task_queue,
+            **options,
+        )
     )
 
 

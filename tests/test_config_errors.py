@@ -1,6 +1,7 @@
 """A bad DATABASE_URL or an unreachable TEMPORAL_ADDRESS is one line naming the setting."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,32 @@ def test_production_needs_an_address_and_a_database(processes, tmp_path, env, mi
     assert last == (f"error: ENVIRONMENT=production needs {missing} (the embedded dev server "
                     "and the SQLite default are for development)"), last  # fmt: skip
     assert not (tmp_path / "governed_runs.db").exists() and not (tmp_path / "temporal.db").exists()
+
+
+def test_a_busy_metrics_port_is_one_line_naming_it(processes, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(processes, ["worker.py"], tmp_path, METRICS_PORT=str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: METRICS_PORT {port} cannot be bound on 127.0.0.1: Address already in use "
+        "(set another METRICS_PORT, or METRICS_ENABLED=false)"
+    ), result.stderr
+    # bound before anything else: no database, no embedded Temporal server
+    assert not (tmp_path / "governed_runs.db").exists() and not (tmp_path / "temporal.db").exists()
+
+
+def test_metrics_disabled_binds_no_port(processes, tmp_path):
+    """METRICS_ENABLED=false: the busy METRICS_PORT is never tried; the worker gets as far
+    as the database it cannot use."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(processes, ["worker.py"], tmp_path, METRICS_ENABLED="false",
+                     METRICS_PORT=str(port), DATABASE_URL="mysql://x@127.0.0.1/db")  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DATABASE_URL uses 'mysql'" in lines[0], result.stderr

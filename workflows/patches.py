@@ -21,3 +21,9 @@ FEWER_LOCAL_ACTIVITIES = "fewer-local-activities"
 # A resume that arrives in the same batch as the one that resolves a pause is refused
 # (audited) instead of staying queued to resume the run's next pause by itself.
 REFUSE_LATE_RESUMES = "refuse-late-resumes"
+
+# A run that ends FAILED (failed, failed_policy, cancelled) ends its workflow as failed: a
+# non-retryable ApplicationError of the run's status type (RUN_FAILURE_TYPES) with the
+# RunResult in its details, so the Web UI's badge, its failure counts and Temporal's own
+# workflow metrics tell the truth (before: every run's workflow COMPLETED).
+FAILED_RUNS_FAIL = "failed-runs-fail-the-workflow"

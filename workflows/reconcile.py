@@ -1,10 +1,14 @@
 """ReconcileWorkflow: find stale runs and actions nobody expected; record what is new.
 
 Started by the Temporal Schedule ``reconcile-stale-runs`` (runtime.schedules) or once by
-``starter.py reconcile``. Two passes, each paged by keyset through activities:
+``starter.py reconcile``. Three passes, each paged by keyset through activities:
 
 1. OVERDUE: open expectations past their deadline (partial index) → their runs.
 2. UNEXPECTED_ACKS: acks since the previous run's watermark that match no expectation.
+3. OPEN_RUNS (patch ``cross-check-open-runs``): runs whose row is still open (partial
+   index), cross-checked with Temporal a page at a time; those whose workflow closed (or
+   is gone) without finalizing are reconciled — STALE at once, not when finalize_run falls
+   due — and their rows fail with the closure as the reason.
 
 For each page: ask Temporal about every run's workflow, then reconcile and record (only
 new findings are written, with their outbox events). Safe to run twice. At the end it
@@ -22,16 +26,23 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import ReconcileActivities
     from domain.reconcile_messages import (
+        CrossCheckRequest,
+        OpenRun,
         ReconcileInput,
         ReconcileSummary,
         RecordRequest,
         RunReport,
+        RunState,
+        ScanPage,
         ScanPass,
         ScanRequest,
     )
     from workflows.errors import describe_validation_error, one_object
 
 MAX_REPORTS = 200
+
+# The third pass (OPEN_RUNS): a reconciliation started before it replays without it.
+CROSS_CHECK_OPEN_RUNS = "cross-check-open-runs"
 
 RECONCILE_ACTIVITY = {
     "start_to_close_timeout": timedelta(minutes=2),
@@ -75,6 +86,8 @@ class ReconcileWorkflow:
         state = inp.model_copy(update={"as_of": as_of, "ack_since": ack_since})
         seen = set(state.seen)  # a run with many overdue rows spans pages: reconcile it once
         passes = [ScanPass.OVERDUE, ScanPass.UNEXPECTED_ACKS]
+        if workflow.patched(CROSS_CHECK_OPEN_RUNS):
+            passes.append(ScanPass.OPEN_RUNS)
         for scan_pass in passes[passes.index(state.scan_pass) :]:
             cursor = state.cursor if scan_pass == state.scan_pass else None
             while True:
@@ -90,7 +103,9 @@ class ReconcileWorkflow:
                     **RECONCILE_ACTIVITY,
                 )
                 fresh = [r for r in page.run_ids if r not in seen]
-                if fresh:
+                if scan_pass == ScanPass.OPEN_RUNS:
+                    await self._cross_check(state, page, fresh, seen, as_of)
+                elif fresh:
                     seen.update(fresh)
                     self._add(state, await self._reconcile(fresh, as_of))
                 state.pages_done += 1
@@ -124,6 +139,30 @@ class ReconcileWorkflow:
         states = await workflow.execute_activity_method(
             ReconcileActivities.describe_runs, run_ids, **RECONCILE_ACTIVITY
         )
+        return await self._record(states, as_of)
+
+    async def _cross_check(
+        self,
+        state: ReconcileInput,
+        page: ScanPage,
+        fresh: list[str],
+        seen: set[str],
+        as_of: datetime,
+    ) -> None:
+        """Open runs of one page (not reconciled earlier in this pass): those whose workflow
+        Temporal reports closed or gone are reconciled; running ones are left alone."""
+        state.totals.open_runs_checked += len(fresh)
+        if not fresh:
+            return
+        runs = [OpenRun(run_id=r, execution_id=page.executions.get(r)) for r in fresh]
+        closed = await workflow.execute_activity_method(
+            ReconcileActivities.cross_check, CrossCheckRequest(runs=runs), **RECONCILE_ACTIVITY
+        )
+        if closed:
+            seen.update(s.run_id for s in closed)
+            self._add(state, await self._record(closed, as_of))
+
+    async def _record(self, states: list[RunState], as_of: datetime) -> list[RunReport]:
         result = await workflow.execute_activity_method(
             ReconcileActivities.record,
             RecordRequest(as_of=as_of, runs=states),
@@ -137,6 +176,7 @@ class ReconcileWorkflow:
         for report in reports:
             totals.runs_checked += 1
             totals.findings_new += report.new_findings
+            totals.runs_failed += report.run_failed
             verdict = report.verdict.lower()
             setattr(totals, verdict, getattr(totals, verdict) + 1)
             if report.verdict != "COMPLETE" and len(state.reports) < MAX_REPORTS:

@@ -36,6 +36,7 @@ class RunState:
     execution_over: bool = False  # the last step has run (or the run ended without one)
     fewer_local_activities: bool = False  # workflows.patches, decided when the run opens
     refuse_late_resumes: bool = False  # workflows.patches, decided when the run opens
+    failed_runs_fail: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
     config_: RunConfig | None = None
     failure_reason: str | None = None

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TraceRequest,
     )
     from domain.models import RunInput, RunResult, RunStatusView, StepSpec
-    from domain.outcome import IncidentSpec, Outcome
+    from domain.outcome import RUN_FAILURE_TYPES, IncidentSpec, Outcome
     from workflows import patches, run_details
     from workflows.control import RunControl
     from workflows.control_updates import ControlUpdates
@@ -168,12 +168,15 @@ class RunWorkflow:
                 non_retryable=True,
             )
         try:
-            return await self._lifecycle(self._input)
+            result = await self._lifecycle(self._input)
         except BaseException as exc:  # a cancellation may surface as a cancelled activity
             if not is_cancellation(exc):
                 raise
             await self._finish_cancelled()
             raise asyncio.CancelledError() from None
+        if result.phase == Phase.FAILED and self.state.failed_runs_fail:
+            raise run_failure(result)  # the workflow ends as failed, the result in details
+        return result
 
     async def _lifecycle(self, inp: RunInput) -> RunResult:
         # CREATED → AUTHORIZED (or FAILED: denied)
@@ -217,6 +220,7 @@ class RunWorkflow:
         authorized = self.writes.phase_change(Phase.AUTHORIZED, RunStatus.QUEUED)
         s.fewer_local_activities = workflow.patched(patches.FEWER_LOCAL_ACTIVITIES)
         s.refuse_late_resumes = workflow.patched(patches.REFUSE_LATE_RESUMES)
+        s.failed_runs_fail = workflow.patched(patches.FAILED_RUNS_FAIL)
         opened = await self.writes.local(
             RunActivities.open,
             OpenRunRequest(
@@ -459,6 +463,16 @@ class RunWorkflow:
             incident_id=incident_id,
             policy_outcome=policy_outcome,
         )
+
+
+def run_failure(result: RunResult) -> ApplicationError:
+    """The failure a FAILED run's workflow ends with (domain.outcome.RUN_FAILURE_TYPES)."""
+    return ApplicationError(
+        f"run {result.run_id} ended {result.phase} {result.status}: {result.reason}",
+        result.model_dump(mode="json"),
+        type=RUN_FAILURE_TYPES[result.status],
+        non_retryable=True,
+    )
 
 
 def parse_run_input(args: tuple[Any, ...], workflow_id: str) -> tuple[RunInput | None, str | None]:

@@ -26,7 +26,7 @@ class ReconciliationFinding(Base):
     severity: Mapped[str] = mapped_column(String(10))
     domain: Mapped[str] = mapped_column(String(50))
     action: Mapped[str] = mapped_column(String(100))
-    cause: Mapped[str | None] = mapped_column(String(40))
+    cause: Mapped[str | None] = mapped_column(Text)  # "workflow TERMINATED at … without finalizing"
     details: Mapped[dict[str, Any]]
     reconciliation_id: Mapped[str] = mapped_column(String(200))
     found_at: Mapped[datetime]

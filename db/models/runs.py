@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -35,11 +35,25 @@ class Tenant(Base):
     updated_at: Mapped[datetime]
 
 
+# A run whose row is still open; the reconciliation's cross-check reads it through the
+# partial index below (db.queries.stale.open_runs_statement spells it the same way).
+OPEN_RUN = "phase NOT IN ('COMPLETED', 'FAILED')"
+
+
 class Run(Base):
     """One governed run; Temporal owns its lifecycle, this row mirrors it."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_tenant_status", "tenant_id", "status"),)
+    __table_args__ = (
+        Index("ix_runs_tenant_status", "tenant_id", "status"),
+        Index(
+            "ix_runs_open_created",
+            "created_at",
+            "id",
+            postgresql_where=text(OPEN_RUN),
+            sqlite_where=text(OPEN_RUN),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(100))

@@ -3,16 +3,19 @@
 ``overdue_page`` reads the partial index ``ix_audit_expectations_open_deadline`` (open
 expectations only, ordered by deadline): its cost grows with the overdue rows, not with
 all rows. ``unexpected_acks_page`` reads acks created since a watermark
-(``ix_domain_acks_created_at``) that match no expectation of their run.
+(``ix_domain_acks_created_at``) that match no expectation of their run. ``open_runs_page``
+reads the partial index ``ix_runs_open_created`` (runs whose row is still open): its cost
+grows with the open runs.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, exists, select, tuple_
+from sqlalchemy import Select, exists, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from db.models import AuditExpectation, DomainAck
+from db.models import AuditExpectation, DomainAck, Run
+from db.models.runs import OPEN_RUN
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,32 @@ def unexpected_acks_page(
         tuple(r) for r in session.execute(unexpected_acks_statement(since, as_of, after, limit))
     ]
     return Page(rows, len(rows) == limit)
+
+
+@dataclass(frozen=True)
+class OpenRunsPage(Page):
+    """A page of open runs: rows (created_at, id, id), and each run's owning execution."""
+
+    executions: dict[str, str]
+
+
+def open_runs_statement(
+    after: tuple[datetime, str] | None, limit: int
+) -> Select[tuple[datetime, str, str | None]]:
+    """Runs whose row is open (phase neither COMPLETED nor FAILED), after ``after``."""
+    r = Run
+    # The partial index predicate, as a literal exactly as the index spells it (a bound
+    # parameter would keep SQLite from proving the index applies).
+    stmt = select(r.created_at, r.id, r.execution_id).where(text(OPEN_RUN))
+    if after is not None:
+        stmt = stmt.where(r.created_at >= after[0], tuple_(r.created_at, r.id) > tuple(after))
+    return stmt.order_by(r.created_at, r.id).limit(limit)
+
+
+def open_runs_page(
+    session: Session, after: tuple[datetime, str] | None, limit: int
+) -> OpenRunsPage:
+    found = session.execute(open_runs_statement(after, limit)).all()
+    rows = [(at, run_id, run_id) for at, run_id, _ in found]
+    executions = {run_id: execution for _, run_id, execution in found if execution}
+    return OpenRunsPage(rows, len(rows) == limit, executions)

@@ -22,7 +22,15 @@ from domain.models import RunStatusView
 from runtime.worker_factory import build_activities
 from services import tenants
 from services.control import request_stop
-from tests.helpers import add_rule, echo_steps, new_tenant, rows, running_worker, start_run
+from tests.helpers import (
+    RunHandle,
+    add_rule,
+    echo_steps,
+    new_tenant,
+    rows,
+    running_worker,
+    start_run,
+)
 from workflows.run_workflow import RunWorkflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,14 +82,14 @@ async def test_evidence_of_a_governed_run(dev_env, settings, sessions, task_queu
     add_rule(sessions, tenant, "one-step", "MAX_STEPS", {"max": 0}, "WARNED")
     user = {"id": "user-1", "authority": "TENANT_USER"}
     async with running_worker(dev_env.client, settings, sessions, task_queue):
-        handle = await dev_env.client.start_workflow(
+        handle = RunHandle(await dev_env.client.start_workflow(
             RunWorkflow.run,
             {"tenant_id": tenant, "steps": echo_steps(3)},
             id=run_workflow_id(run_id),
             task_queue=task_queue,
             start_signal="pause",
             start_signal_args=[{"reason": "MANUAL_PAUSE", "actor": user}],
-        )
+        ))  # fmt: skip
         await wait_paused(handle)
         await handle.signal("resume", {"actor": {"id": "bot-1", "authority": "SYSTEM_AUTO"}})
         request_stop(sessions, run_id, "enough of this", actor="ops-1")

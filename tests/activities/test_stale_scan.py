@@ -5,13 +5,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, delete, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrate
 from db.engine import make_engine, make_session_factory
-from db.models import AuditExpectation, DomainAck
+from db.models import AuditExpectation, DomainAck, Run
 from db.queries.stale import (
+    open_runs_page,
+    open_runs_statement,
     overdue_page,
     overdue_statement,
     unexpected_acks_page,
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.timeout(120)
 BASE = datetime(2001, 1, 1, tzinfo=UTC)
 AS_OF = BASE + timedelta(days=1)
 PARTIAL_INDEX = "ix_audit_expectations_open_deadline"
+OPEN_RUNS_INDEX = "ix_runs_open_created"
+PHASES = ["AUTHORIZED", "EXECUTING", "GOVERNANCE_CHECK", "COMPLETED", "FAILED"]
 
 
 def expectation(run_id: str, action: str, deadline: datetime | None, **state) -> dict:
@@ -176,3 +180,87 @@ def walk(node: dict):  # noqa: ANN201 - a generator of plan nodes
     yield node
     for child in node.get("Plans", []):
         yield from walk(child)
+
+
+def run_row(run_id: str, phase: str, created_at: datetime) -> dict:
+    return {
+        "id": run_id,
+        "tenant_id": "t-scan",
+        "workflow_id": f"run-{run_id}",
+        "execution_id": f"exec-{run_id}",
+        "phase": phase,
+        "status": "failed" if phase == "FAILED" else "running",
+        "steps_total": 1,
+        "steps_done": 0,
+        "cost": 0,
+        "observability_status": "OK",
+        "config": {},
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def open_runs_of(sessions: sessionmaker[Session], prefix: str) -> list[tuple[str, str | None]]:
+    found, after = [], None
+    with sessions() as session:
+        while True:
+            page = open_runs_page(session, after, 4)
+            found += [(r, page.executions.get(r)) for r in page.run_ids if r.startswith(prefix)]
+            after = page.last
+            if after is None or not page.run_ids[-1].startswith(prefix):
+                return found
+
+
+def test_open_runs_scan_pages_through_open_runs_once(sessions):
+    prefix = f"open-{uuid.uuid4().hex[:8]}"
+    runs = [  # runs created long ago: nobody else's rows come before them
+        run_row(f"{prefix}-{i:02d}", PHASES[i % 5], BASE + timedelta(minutes=i % 4))
+        for i in range(30)
+    ]
+    with sessions.begin() as session:
+        session.execute(insert(Run), runs)
+    try:
+        found = open_runs_of(sessions, prefix)
+    finally:  # rows without a workflow: no later reconciliation of the session should see them
+        with sessions.begin() as session:
+            session.execute(delete(Run).where(Run.id.startswith(prefix)))
+    wanted = sorted(
+        (r["created_at"], r["id"]) for r in runs if r["phase"] not in ("COMPLETED", "FAILED")
+    )
+    assert [r for r, _ in found] == [run_id for _, run_id in wanted]  # once each, in order
+    assert all(execution == f"exec-{r}" for r, execution in found)
+
+
+def test_open_runs_query_plan_uses_partial_index_sqlite(fresh_database):
+    engine = make_engine(fresh_database("sqlite"))
+    migrate.upgrade(engine)
+    for after in (None, (BASE, "r-0")):
+        stmt = open_runs_statement(after, 100)
+        plan = explain_rows(engine, stmt, "EXPLAIN QUERY PLAN ")
+        assert OPEN_RUNS_INDEX in plan, plan
+    engine.dispose()
+
+
+def test_open_runs_query_plan_uses_partial_index_postgresql(fresh_database):
+    """EXPLAIN ANALYZE on PostgreSQL: the partial index, and rows read = open runs only."""
+    engine = make_engine(fresh_database("postgresql"))
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    runs = [  # 4000 runs, all ended but five
+        run_row(
+            f"bulk-{i}", "EXECUTING" if i % 800 == 0 else "COMPLETED", BASE + timedelta(seconds=i)
+        )
+        for i in range(4000)
+    ]
+    with sessions.begin() as session:
+        session.execute(insert(Run), runs)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE runs"))
+    for after in (None, (BASE, "bulk-0")):
+        stmt = open_runs_statement(after, 1000)
+        plan = json.loads(explain_rows(engine, stmt, "EXPLAIN (ANALYZE, FORMAT JSON) "))
+        nodes = list(walk(plan[0]["Plan"]))
+        scans = [n for n in nodes if "Scan" in n["Node Type"]]
+        assert [n.get("Index Name") for n in scans] == [OPEN_RUNS_INDEX], scans
+        assert scans[0]["Actual Rows"] == (5 if after is None else 4)
+    engine.dispose()

@@ -11,7 +11,7 @@ from domain.enums import IncidentCategory, Severity
 from domain.messages import IncidentRequest
 from services import incidents
 from services.ledger import Execution
-from tests.helpers import add_rule, echo_steps, rows, running_worker
+from tests.helpers import RunHandle, add_rule, echo_steps, rows, running_worker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,7 +56,7 @@ async def test_a_blocked_runs_incident_is_acknowledged_and_resolved_as_the_key(
     async with running_worker(dev_env.client, app_settings, sessions, app_settings.task_queue):
         started = await api.post("/runs", json={"steps": [*echo_steps(1), TEMPLATE]}, headers=user)
         assert started.status_code == 202, started.text
-        handle = dev_env.client.get_workflow_handle(started.json()["workflow_id"])
+        handle = RunHandle(dev_env.client.get_workflow_handle(started.json()["workflow_id"]))
         assert (await handle.result())["status"] == "failed_policy"
     run_id = started.json()["run_id"]
 

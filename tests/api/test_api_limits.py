@@ -25,7 +25,7 @@ from api.json_body import MAX_DEPTH, MAX_STRING_CHARS
 from api.server import bound_port, serving
 from db.models import Run, Tenant
 from db.queries.limits import TenantLimits, runs_in_flight, tenant_limits
-from tests.helpers import echo_steps, running_worker
+from tests.helpers import echo_steps, outcome, running_worker
 
 pytestmark = pytest.mark.timeout(120)
 MiB = 1024 * 1024
@@ -373,10 +373,10 @@ async def test_runs_in_flight_over_the_tenants_limit_are_429_and_start_nothing(
         assert [w.id for w in await started_for(dev_env, keys.tenant)] == [first["workflow_id"]]
 
         await api.post(f"/runs/{first['run_id']}/stop", headers=keys.admin)
-        await dev_env.client.get_workflow_handle(first["workflow_id"]).result()
+        await outcome(dev_env.client.get_workflow_handle(first["workflow_id"]))
         again = await api.post("/runs", json={"steps": echo_steps(1)}, headers=keys.admin)
         assert again.status_code == 202, again.text
-        await dev_env.client.get_workflow_handle(again.json()["workflow_id"]).result()
+        await outcome(dev_env.client.get_workflow_handle(again.json()["workflow_id"]))
 
 
 async def test_the_settings_default_applies_when_the_tenant_sets_no_limit(

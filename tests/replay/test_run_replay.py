@@ -19,6 +19,7 @@ RUNS = Recorded("run")
 BEFORE_PATCHES = {
     patches.FEWER_LOCAL_ACTIVITIES: Recorded("run-before-fewer-local-activities"),
     patches.REFUSE_LATE_RESUMES: Recorded("run-before-refuse-late-resumes"),
+    patches.FAILED_RUNS_FAIL: Recorded("run-before-failed-runs-fail"),
 }
 
 

@@ -10,7 +10,6 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from opentelemetry import metrics
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,7 +21,8 @@ from observability.metrics import phase_durations
 from observability.setup import ObservabilityConfigError, build, exporter_names
 from runtime.temporal_client import with_interceptors
 from runtime.worker_factory import workflow_runner
-from tests.helpers import echo_steps, new_tenant, running_worker
+from tests.helpers import RunHandle, echo_steps, new_tenant, running_worker
+from tests.telemetry_support import process_telemetry
 from workflows.run_workflow import RunWorkflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -95,7 +95,7 @@ async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
         paused = await start_run(
             client, task_queue, payload, start_signal=("pause", {"actor": USER})
         )
-        untraced = dev_env.client.get_workflow_handle(paused.id)
+        untraced = RunHandle(dev_env.client.get_workflow_handle(paused.id))
         await wait_paused(untraced)
     async with running_worker(client, settings, sessions, task_queue):
         await untraced.signal("resume", {"actor": USER})
@@ -138,20 +138,10 @@ async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
     telemetry.shutdown()
 
 
-_READERS: list[InMemoryMetricReader] = []
-
-
 @pytest.fixture
 def metric_reader() -> InMemoryMetricReader:
-    """The process-wide meter provider, installed once (the metrics module records there)."""
-    if not _READERS:
-        reader = InMemoryMetricReader()
-        telemetry = build({}, metric_readers=[reader])
-        metrics.set_meter_provider(telemetry.meter_provider)
-        if metrics.get_meter_provider() is not telemetry.meter_provider:
-            pytest.skip("another meter provider was installed first in this process")
-        _READERS.append(reader)
-    return _READERS[0]
+    """The process-wide meter provider's in-memory reader (the metrics module records there)."""
+    return process_telemetry().reader
 
 
 def points(reader: InMemoryMetricReader, name: str) -> list:

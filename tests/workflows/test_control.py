@@ -25,6 +25,7 @@ from domain.models import RunStatusView
 from services import control, rules, tenants
 from services.ledger import utcnow
 from tests.helpers import (
+    RunHandle,
     add_rule,
     count,
     echo_steps,
@@ -49,10 +50,10 @@ def manual_pause(actor=ADMIN, reason="MANUAL_PAUSE"):
 
 
 async def start_paused(env, task_queue, run_id, payload, pause=None):
-    return await env.client.start_workflow(
+    return RunHandle(await env.client.start_workflow(
         "RunWorkflow", payload, id=f"run-{run_id}", task_queue=task_queue,
         start_signal="pause", start_signal_args=[pause or manual_pause()],
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 async def wait_status(handle, status, tries=200):

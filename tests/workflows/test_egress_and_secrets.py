@@ -29,7 +29,7 @@ from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from domain.secret_refs import secrets_digest
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from services.secrets import set_secret
-from tests.helpers import new_tenant, rows, running_worker, start_run
+from tests.helpers import RunHandle, new_tenant, rows, running_worker, start_run
 from tests.security_servers import allow_egress, recording_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +40,10 @@ USER = {"id": "ops-user", "authority": "TENANT_USER"}
 
 
 async def start_paused(env, task_queue, run_id, payload):
-    return await env.client.start_workflow(
+    return RunHandle(await env.client.start_workflow(
         "RunWorkflow", payload, id=f"run-{run_id}", task_queue=task_queue,
         start_signal="pause", start_signal_args=[{"reason": "MANUAL_PAUSE", "actor": USER}],
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 async def wait_status(handle, status):

@@ -18,7 +18,7 @@ from db.models import AuditLedgerEntry, Run
 from domain.enums import RunStatus
 from domain.ids import run_workflow_id
 from runtime.embedded_temporal import temporal_binary
-from tests.helpers import count, echo_steps, new_tenant, rows, running_worker
+from tests.helpers import RunHandle, count, echo_steps, new_tenant, outcome, rows, running_worker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,7 +95,7 @@ async def test_malformed_signals_and_queries_are_refused_and_the_run_completes(
             assert status["queryResult"][0]["status"] == "paused"
         await temporal(address, "workflow", "signal", "--workflow-id", workflow_id,
                        "--name", "resume", "--input", json.dumps({"actor": ADMIN}))  # fmt: skip
-        result = await dev_env.client.get_workflow_handle(workflow_id).result()
+        result = await outcome(dev_env.client.get_workflow_handle(workflow_id))
     assert result["status"] == RunStatus.SUCCEEDED and result["steps_done"] == 2
     assert rows(sessions, Run, id=run_id)[0].status == RunStatus.SUCCEEDED
 
@@ -120,7 +120,7 @@ async def test_a_workflow_input_that_is_not_one_object_fails_at_once(
         await temporal(address, "workflow", "start", "--task-queue", task_queue,
                        "--type", "RunWorkflow", "--workflow-id", workflow_id,
                        *inputs(*BAD_WORKFLOW_INPUTS[kind]))  # fmt: skip
-        handle = dev_env.client.get_workflow_handle(workflow_id)
+        handle = RunHandle(dev_env.client.get_workflow_handle(workflow_id))
         with pytest.raises(WorkflowFailureError) as failed:
             await asyncio.wait_for(handle.result(), timeout=30)
     cause = failed.value.cause
@@ -139,7 +139,7 @@ async def test_reconcile_workflow_refuses_an_input_that_is_not_an_object(
         await temporal(address, "workflow", "start", "--task-queue", task_queue,
                        "--type", "ReconcileWorkflow", "--workflow-id", workflow_id,
                        "--input", '"hello"')  # fmt: skip
-        handle = dev_env.client.get_workflow_handle(workflow_id)
+        handle = RunHandle(dev_env.client.get_workflow_handle(workflow_id))
         with pytest.raises(WorkflowFailureError) as failed:
             await asyncio.wait_for(handle.result(), timeout=30)
     assert getattr(failed.value.cause, "type", None) == "InvalidReconcileInput"
@@ -155,7 +155,7 @@ async def test_promote_candidate_workflow_refuses_an_input_that_is_not_an_object
         await temporal(address, "workflow", "start", "--task-queue", task_queue,
                        "--type", "PromoteCandidateWorkflow", "--workflow-id", workflow_id,
                        "--input", bad)  # fmt: skip
-        handle = dev_env.client.get_workflow_handle(workflow_id)
+        handle = RunHandle(dev_env.client.get_workflow_handle(workflow_id))
         with pytest.raises(WorkflowFailureError) as failed:
             await asyncio.wait_for(handle.result(), timeout=30)
     assert getattr(failed.value.cause, "type", None) == "InvalidCandidateInput"

@@ -61,6 +61,14 @@ async def test_a_blocked_skill_never_runs(dev_env, settings, sessions, task_queu
         handle = await start_run(dev_env.client, task_queue, run_id,
                                  {"tenant_id": tenant, "steps": steps})  # fmt: skip
         result = await handle.result()
+        # The workflow ends as failed (the Web UI's badge, its failure counts, Temporal's
+        # metrics), with the run's result in the failure's details.
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle._handle.result()
+        assert (failed.value.cause.type, failed.value.cause.non_retryable) == (
+            "RunFailedPolicy", True)  # fmt: skip
+        assert failed.value.cause.details[0]["status"] == "failed_policy"
+        assert (await handle.describe()).status.name == "FAILED"
     assert (result.phase, result.status, result.steps_done) == ("FAILED", "failed_policy", 1)
     assert result.reason == ("prevented by rule 'no-template' (BLOCKED): step 1 (template): "
                              "skill 'template' is used")  # fmt: skip

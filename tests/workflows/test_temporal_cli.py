@@ -15,7 +15,7 @@ import pytest
 from db.models import Run
 from domain.enums import RunStatus
 from runtime.embedded_temporal import temporal_binary
-from tests.helpers import echo_steps, new_tenant, rows, running_worker
+from tests.helpers import echo_steps, new_tenant, outcome, rows, running_worker
 from tests.process_output import ProcessOutput, processes_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ async def test_run_started_paused_and_listed_from_temporal_cli(dev_env, settings
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert resumed.returncode == 0, resumed.stderr
-        result = await dev_env.client.get_workflow_handle(f"run-{run_id}").result()
+        result = await outcome(dev_env.client.get_workflow_handle(f"run-{run_id}"))
     assert result["status"] == "succeeded"
 
 
@@ -82,5 +82,5 @@ async def test_start_exactly_as_design_shows(
         await temporal(processes, address, "workflow", "start", "--task-queue", task_queue,
                  "--type", "RunWorkflow", "--workflow-id", f"run-{run_id}", "--input",
                  json.dumps(payload))  # fmt: skip
-        result = await dev_env.client.get_workflow_handle(f"run-{run_id}").result()
+        result = await outcome(dev_env.client.get_workflow_handle(f"run-{run_id}"))
     assert result["status"] == "succeeded" and result["run_id"] == run_id

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from clients.runs import start_run
+from clients.runs import run_result, start_run
 from services import tenants
 from tools.bench.harness import BenchEnv, running_bench_worker
 from tools.bench.runner import echo_steps, seed_tenant
@@ -55,7 +55,7 @@ async def _run(env: BenchEnv, tenant: str, steps: list[dict]) -> float:
     handle = await start_run(
         env.client, env.task_queue, {"run_id": run_id, "tenant_id": tenant, "steps": steps}
     )
-    result = await handle.result()
+    result = await run_result(handle)
     if result.status != "succeeded":
         raise RuntimeError(f"fairness run {run_id} ended {result.status}: {result.reason}")
     return time.perf_counter() - began

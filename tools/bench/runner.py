@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from clients.runs import start_run
+from clients.runs import run_result, start_run
 from services import tenants
 from tools.bench.bare import BARE_WORKFLOW, BareInput, BareResult
 from tools.bench.cpu import cpu_now
@@ -40,7 +40,7 @@ def seed_tenant(env: BenchEnv, tenant_id: str = BENCH_TENANT) -> str:
 async def governed_once(env: BenchEnv, run_id: str, steps: int, tenant_id: str) -> bool:
     payload = {"run_id": run_id, "tenant_id": tenant_id, "steps": echo_steps(steps)}
     handle = await start_run(env.client, env.task_queue, payload)
-    result = await handle.result()
+    result = await run_result(handle)
     return result.status == "succeeded" and result.steps_done == steps
 
 

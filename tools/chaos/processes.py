@@ -47,6 +47,7 @@ class WorkerProcess:
             "TASK_QUEUE": task_queue,
             "DATA_DIR": str(data_dir),
             "HTTP_ENABLED": "false",
+            "METRICS_PORT": "0",  # several workers on one host: each /metrics on a free port
             "RECONCILE_SCHEDULE_ENABLED": "false",
             "EVENT_REACTOR_ENABLED": "false",
             **(extra_env or {}),
