@@ -201,3 +201,54 @@ def test_cli_tenant_governance_is_audited_and_refuses_bad_settings(
     assert len(entries) == 2
     assert [e.after_state["governance"]["pause_timeout_behavior"] for e in entries] == [
         "ESCALATE", "ESCALATE"]  # fmt: skip
+
+
+LOOSER = {  # each looser than the worker's defaults (tests/conftest.py settings)
+    "observability_mode": "PERMISSIVE",
+    "policy_check_enabled": False,
+    "policy_check_interval_seconds": 3600,
+    "policy_check_min_steps": 10,
+    "pause_sla_seconds": 7200,
+    "pause_notify_before_seconds": 0,
+    "pause_timeout_behavior": "CONTINUE",
+    "run_timeout_seconds": 86400,
+}
+TIGHTER = {
+    "observability_mode": "STRICT",
+    "policy_check_enabled": True,
+    "policy_check_interval_seconds": 0,
+    "policy_check_min_steps": 1,
+    "pause_sla_seconds": 60,
+    "pause_notify_before_seconds": 600,
+    "pause_timeout_behavior": "TERMINATE",
+    "run_timeout_seconds": 600,
+    "budget_warning_percent": 90,
+}
+
+
+@pytest.mark.parametrize("option", sorted(TIGHTER))
+async def test_every_option_tightens_and_none_loosens_without_leave(
+    dev_env, settings, sessions, task_queue, run_id, option
+):
+    tenant = new_tenant(sessions)
+    async with running_worker(dev_env.client, settings, sessions, task_queue):
+        payload = {
+            "tenant_id": tenant,
+            "steps": echo_steps(1),
+            "options": {option: TIGHTER[option]},
+        }
+        tight = await start_run(dev_env.client, task_queue, run_id, payload)
+        assert (await tight.result()).status == "succeeded"
+        if option not in LOOSER:  # budget_warning_percent: unset is the loosest there is
+            return
+        loose_id = f"{run_id}-loose"
+        loose = await start_run(dev_env.client, task_queue, loose_id, {
+            "tenant_id": tenant, "steps": echo_steps(1), "options": {option: LOOSER[option]},
+            "submitted_by": {"id": "u-1", "authority": "TENANT_USER"}})  # fmt: skip
+        with pytest.raises(WorkflowFailureError) as failed:
+            await loose.result()
+    assert failed.value.cause.type == "LooseningOptionRefused"
+    assert failed.value.cause.message.startswith(f"option {option}=")
+    assert count(sessions, Run, id=loose_id) == 0
+    (row,) = rows(sessions, Run, id=run_id)
+    assert row.config[option] == TIGHTER[option]
