@@ -68,14 +68,17 @@ async def test_the_worker_serves_its_metrics(dev_env, db_engine, sessions, task_
             emit(session, key=f"test/{run_id}", topic=TOPIC_STALE, tenant_id=tenant,
                  run_id=run_id, payload=payload)  # fmt: skip
         sent = "governed_runs_alerts_sent_total"
+        stale = {"topic": TOPIC_STALE, "handler": "audit.alert.stale_run"}
 
         def alerted() -> dict | None:
+            # The alert is counted inside the handler's transaction, the delivery once that
+            # transaction has committed: wait for both, or a scrape in between sees one.
             found = samples(url)
-            return found if total(found, sent, tenant_id=tenant) else None
+            done = total(found, "governed_runs_events_delivered_total", **stale)
+            return found if total(found, sent, tenant_id=tenant) and done else None
 
-        found = await wait_until(alerted, timeout=60, what="the alert in /metrics")
+        found = await wait_until(alerted, timeout=60, what="the alert and its delivery in /metrics")
         assert total(found, sent, tenant_id=tenant) == 1
-        stale = {"topic": TOPIC_STALE, "handler": "audit.alert.stale_run"}
         assert total(found, "governed_runs_events_received_total", **stale) >= 1
         assert total(found, "governed_runs_events_delivered_total", **stale) >= 1
         assert total(found, "governed_runs_events_handler_duration_seconds_count", **stale) >= 1
