@@ -71,13 +71,22 @@ async def test_the_worker_serves_its_metrics(dev_env, db_engine, sessions, task_
         stale = {"topic": TOPIC_STALE, "handler": "audit.alert.stale_run"}
 
         def alerted() -> dict | None:
-            # The alert is counted inside the handler's transaction, the delivery once that
-            # transaction has committed: wait for both, or a scrape in between sees one.
+            # A live process counts each figure when it happens: the alert inside the
+            # handler's transaction, the delivery once it has committed, each reactor
+            # group's heartbeat on its own loop. Wait until all are there, or a scrape in
+            # between sees some of them.
             found = samples(url)
-            done = total(found, "governed_runs_events_delivered_total", **stale)
-            return found if total(found, sent, tenant_id=tenant) and done else None
+            ready = [
+                total(found, sent, tenant_id=tenant),
+                total(found, "governed_runs_events_delivered_total", **stale),
+                *(total(found, "governed_runs_reactor_heartbeats_total", group=group)
+                  for group in (AUDIT_GROUP, SINK_GROUP)),
+            ]  # fmt: skip
+            return found if all(ready) else None
 
-        found = await wait_until(alerted, timeout=60, what="the alert and its delivery in /metrics")
+        found = await wait_until(
+            alerted, timeout=60, what="the alert, its delivery and the heartbeats in /metrics"
+        )
         assert total(found, sent, tenant_id=tenant) == 1
         assert total(found, "governed_runs_events_received_total", **stale) >= 1
         assert total(found, "governed_runs_events_delivered_total", **stale) >= 1
