@@ -10,33 +10,20 @@ import pytest
 
 from db.models import AuditLedgerEntry, Incident, OutboxEvent
 from db.queries.evidence import governance_log
-from domain.enums import IncidentCategory, Severity
+from domain.enums import Severity
 from domain.ids import derive_id
-from domain.messages import IncidentRequest, RollbackRequest
+from domain.messages import RollbackRequest
 from services import incidents
 from services.errors import AdminError, IncidentStateError, UnknownIncident
 from services.ledger import Execution
 from tests.helpers import add_rule, echo_steps, new_tenant, rows, running_worker, start_run
+from tests.incident_support import in_order, seed_incident
 
 pytestmark = pytest.mark.timeout(120)
 
 LIFECYCLE_ENTRIES = ("INCIDENT_ACKNOWLEDGED", "INCIDENT_RESOLVED")
 LIFECYCLE_TOPICS = ("incident.acknowledged", "incident.resolved")
 TEMPLATE = {"skill": "template", "input": {"template": "hello $who", "variables": {"who": "x"}}}
-
-
-def in_order(found: list) -> list:
-    """Rows as they were written (a query without ORDER BY promises no order)."""
-    return sorted(found, key=lambda row: (row.created_at, row.id))
-
-
-def seed_incident(sessions, tenant: str, severity: Severity = Severity.HIGH) -> str:
-    """An OPEN incident of a run of ``tenant``, written as a run writes it."""
-    run_id = f"r-{uuid.uuid4().hex[:12]}"
-    request = IncidentRequest(run_id=run_id, tenant_id=tenant, severity=severity,
-                              category=IncidentCategory.RUN_FAILURE, title="step failed",
-                              description="the second step failed")  # fmt: skip
-    return incidents.create_for_run(sessions, Execution(f"run-{run_id}", "e1"), request).incident_id
 
 
 def written(sessions, tenant: str) -> tuple[list, list]:

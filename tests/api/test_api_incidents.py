@@ -7,29 +7,13 @@ import uuid
 import pytest
 
 from db.models import AuditLedgerEntry, Incident, OutboxEvent
-from domain.enums import IncidentCategory, Severity
-from domain.messages import IncidentRequest
-from services import incidents
-from services.ledger import Execution
+from domain.enums import Severity
 from tests.helpers import RunHandle, add_rule, echo_steps, rows, running_worker
+from tests.incident_support import in_order, seed_incident
 
 pytestmark = pytest.mark.timeout(120)
 
 TEMPLATE = {"skill": "template", "input": {"template": "hello $who", "variables": {"who": "x"}}}
-
-
-def in_order(found: list) -> list:
-    """Rows as they were written (a query without ORDER BY promises no order)."""
-    return sorted(found, key=lambda row: (row.created_at, row.id))
-
-
-def seed_incident(sessions, tenant: str, severity: Severity = Severity.HIGH) -> str:
-    """An OPEN incident of a run of ``tenant``, written as a run writes it."""
-    run_id = f"r-{uuid.uuid4().hex[:12]}"
-    request = IncidentRequest(run_id=run_id, tenant_id=tenant, severity=severity,
-                              category=IncidentCategory.RUN_FAILURE, title="step failed",
-                              description="the second step failed")  # fmt: skip
-    return incidents.create_for_run(sessions, Execution(f"run-{run_id}", "e1"), request).incident_id
 
 
 LIFECYCLE_ENTRIES = ("INCIDENT_ACKNOWLEDGED", "INCIDENT_RESOLVED")
