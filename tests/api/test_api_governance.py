@@ -103,3 +103,14 @@ async def test_governance_settings_over_http_admin_only_audited_and_checked(
                     tenant_id=keys.tenant)  # fmt: skip
     assert entry.actor_id == f"apikey:{keys.ids['TENANT_ADMIN']}"
     assert entry.after_state["governance"]["loosen"] == {"run_timeout_seconds": ["TENANT_ADMIN"]}
+
+
+async def test_approving_another_tenants_run_is_a_404_and_a_bad_digest_a_422(api, tenant_keys):
+    owner, other = tenant_keys(), tenant_keys()
+    started = await api.post("/runs", json={"steps": echo_steps(1)}, headers=owner.admin)
+    run_id = started.json()["run_id"]
+    digest = {"digest": "0" * 64}
+    foreign = await api.post(f"/runs/{run_id}/approve", json=digest, headers=other.admin)
+    assert foreign.status_code == 404, foreign.text
+    bad = await api.post(f"/runs/{run_id}/approve", json={"digest": "xyz"}, headers=owner.admin)
+    assert bad.status_code == 422 and "digest" in bad.text
