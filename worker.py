@@ -12,14 +12,16 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from activities.skills.egress import quiet_http_client_logs
 from api.server import api_beside_worker
 from db.engine import DatabaseConfigError
-from events.handlers import audit_reactor
-from events.notifications import sink_reactor
+from events.handlers import AUDIT_GROUP, audit_reactor, default_fatigue
+from events.notifications import SINK_GROUP, sink_reactor
+from events.reactor import Reactor
 from events.senders import deployment_sender
+from events.watchdog import watched
 from observability.prometheus import MetricsServer, MetricsServerError, start_metrics_server
 from observability.setup import ObservabilityConfigError, Telemetry, configure
 from runtime.embedded_temporal import TemporalConfigError
@@ -75,13 +77,19 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
                 asyncio.create_task(run_demo(stack, settings))
             if settings.reconcile_schedule_enabled:
                 await ensure_reconcile_schedule(client, settings)
-            reactors = []
+            groups: dict[str, Callable[[], Reactor]] = {}  # each under its watchdog
             if settings.event_reactor_enabled:
-                reactors.append(audit_reactor(settings, stack.sessions))
+                groups[AUDIT_GROUP] = lambda: audit_reactor(settings, stack.sessions)
                 if settings.alert_sinks_enabled:  # sends alerts to the tenants' sinks
                     sender = deployment_sender(settings, stack.sessions, egress(settings))
-                    reactors.append(sink_reactor(settings, stack.sessions, sender))
-            tasks = [asyncio.create_task(reactor.run(stop)) for reactor in reactors]
+                    groups[SINK_GROUP] = lambda: sink_reactor(settings, stack.sessions, sender)
+            fatigue = default_fatigue(settings)
+            tasks = [
+                asyncio.create_task(
+                    watched(settings, stack.sessions, group, start, fatigue).run(stop)
+                )  # fmt: skip
+                for group, start in groups.items()
+            ]
             await stop.wait()
             log.info("shutting down")
             await asyncio.gather(*tasks)

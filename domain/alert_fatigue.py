@@ -21,6 +21,12 @@ class AlertType(StrEnum):
     STALE_RUN = "STALE_RUN"  # a run never finalized
     RECONCILIATION_FAILED = "RECONCILIATION_FAILED"  # a run's contract does not reconcile
     SINK_UNHEALTHY = "SINK_UNHEALTHY"  # an alert sink failed too many times in a row
+    RUN_FAILED = "RUN_FAILED"  # a run failed without an incident (rollback, cancellation)
+    INCIDENT_OPENED = "INCIDENT_OPENED"  # an incident was opened (its category in details)
+    PAUSE_EXPIRING = "PAUSE_EXPIRING"  # a paused run nears its SLA deadline
+    PAUSE_ESCALATION = "PAUSE_ESCALATION"  # a paused run passed its SLA: it needs a human
+    TRACE_DEGRADED = "TRACE_DEGRADED"  # a run goes on without its trace (DEGRADED)
+    REACTOR_DOWN = "REACTOR_DOWN"  # an event reactor died or stalled (the system tenant's)
 
 
 class SuppressionReason(StrEnum):

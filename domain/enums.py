@@ -83,6 +83,7 @@ class IncidentCategory(StrEnum):
     BUDGET_BREACH = "BUDGET_BREACH"
     PAUSE_ESCALATION = "PAUSE_ESCALATION"
     CANDIDATE_PROMOTION = "CANDIDATE_PROMOTION"
+    REACTOR_DOWN = "REACTOR_DOWN"  # a system incident (domain.ids.SYSTEM_TENANT)
 
 
 class IncidentStatus(StrEnum):

@@ -16,3 +16,9 @@ def run_workflow_id(run_id: str) -> str:
 
 def run_id_from_workflow_id(workflow_id: str) -> str:
     return workflow_id.removeprefix("run-")
+
+
+# The operator's own tenant: system incidents and alerts (a dead reactor, a failed
+# reconciliation) belong to it. No tenant of runs can have this id (ID_PATTERN in
+# domain.models starts with a letter or digit), so no API key of a tenant reaches them.
+SYSTEM_TENANT = "_system"

@@ -8,17 +8,27 @@
 | audit.reconciliation.drift     | DRIFT                 | the unexpected acks' |
 | audit.reconciliation.invalid   | RECONCILIATION_FAILED | audit                |
 | run.failed                     | RECONCILIATION_FAILED | audit                |
+| run.failed (rollback, cancel)  | RUN_FAILED            | orchestrator         |
+| incident.created               | INCIDENT_OPENED, or PAUSE_ESCALATION | incidents |
+| run.pause_expiring             | PAUSE_EXPIRING        | control              |
+| trace.degraded                 | TRACE_DEGRADED        | traces               |
+| reconciliation.failed          | RECONCILIATION_FAILED | reconciliation (SYSTEM_TENANT) |
 
-A failed run raises an alert only when its contract does not reconcile, and not when the
-reconciliation failed it (``stale`` in the event): its STALE_RUN alert says so already.
-Alerts go through the fatigue controls (services.alerts), in the delivery's transaction.
+A failed run raises a RECONCILIATION_FAILED alert only when its contract does not
+reconcile, and not when the reconciliation failed it (``stale`` in the event): its
+STALE_RUN alert says so already. A failed run raises RUN_FAILED when no incident speaks for
+it: its governance rolled back (cause GOVERNANCE_ROLLBACK) or it was cancelled (CANCELLED);
+every other failure has an incident, whose ``incident.created`` raises INCIDENT_OPENED. An
+incident rolled back before its event was handled raises nothing. Alerts go through the
+fatigue controls (services.alerts), in the delivery's transaction.
 """
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.models import Incident
 from domain import reconciliation as rc
 from domain.alert_fatigue import AlertType, FatigueSettings
-from domain.enums import Severity
+from domain.enums import IncidentCategory, IncidentStatus, Severity
 from domain.reconciler import reconcile
 from events.reactor import Reactor, ReactorConfig
 from events.registry import Event, HandlerContext, Handlers
@@ -47,18 +57,19 @@ def _actions(pairs: list[list[str]]) -> str:
 def audit_handlers(defaults: FatigueSettings) -> Handlers:
     handlers = Handlers()
 
-    def alert(
-        ctx: HandlerContext, event: Event, alert_type: AlertType, domain: str, title: str
-    ) -> None:
+    def alert(ctx: HandlerContext, event: Event, alert_type: AlertType, domain: str,
+              title: str, *, severity: Severity | None = None, about: str | None = None,
+              details: dict | None = None) -> None:  # fmt: skip
+        """``about``: what the dedup key names (the run, unless said otherwise)."""
         spec = AlertSpec(
             tenant_id=event.tenant_id,
             alert_type=alert_type,
-            severity=Severity(event.payload.get("severity", Severity.HIGH)),
+            severity=severity or Severity(event.payload.get("severity", Severity.HIGH)),
             domain=domain,
             run_id=event.run_id,
-            dedup_key=f"{alert_type}:{event.run_id}:{domain}",
+            dedup_key=f"{alert_type}:{about or event.run_id}:{domain}",
             title=title,
-            details={"topic": event.topic, **event.payload},
+            details={"topic": event.topic, **event.payload, **(details or {})},
             source_event_id=event.id,
         )
         raise_alert(ctx.session, defaults, spec, ctx.now)
@@ -123,7 +134,54 @@ def audit_handlers(defaults: FatigueSettings) -> Handlers:
         )
         alert(ctx, failed, AlertType.RECONCILIATION_FAILED, "audit", title)
 
+    @handlers.on("run.failed", name="audit.alert.run_failed")
+    def run_failed(ctx: HandlerContext, event: Event) -> None:
+        """A failure no incident speaks for: a governance rollback, a cancellation."""
+        cause = event.payload.get("cause")
+        if cause not in UNINCIDENTED_FAILURES:
+            return
+        title = f"Run {event.run_id} failed ({cause}): {event.payload.get('reason')}"
+        alert(ctx, event, AlertType.RUN_FAILED, "orchestrator", title,
+              severity=UNINCIDENTED_FAILURES[cause])  # fmt: skip
+
+    @handlers.on("incident.created", name="audit.alert.incident_opened")
+    def incident_opened(ctx: HandlerContext, event: Event) -> None:
+        incident = ctx.session.get(Incident, event.payload["incident_id"])
+        if incident is None or incident.status == IncidentStatus.ROLLED_BACK:
+            return
+        escalation = incident.category == IncidentCategory.PAUSE_ESCALATION
+        alert_type = AlertType.PAUSE_ESCALATION if escalation else AlertType.INCIDENT_OPENED
+        title = f"Incident {incident.category} ({incident.severity}): {incident.title}"
+        alert(ctx, event, alert_type, "incidents", title, severity=Severity(incident.severity),
+              about=incident.id, details={"category": incident.category,
+                                          "incident_title": incident.title})  # fmt: skip
+
+    @handlers.on("run.pause_expiring", name="audit.alert.pause_expiring")
+    def pause_expiring(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = (f"Paused run {event.run_id} ({p['reason']}) reaches its SLA deadline at "
+                 f"{p['sla_deadline']}")  # fmt: skip
+        alert(ctx, event, AlertType.PAUSE_EXPIRING, "control", title,
+              severity=Severity.MEDIUM, about=f"{event.run_id}:pause:{p['pause_no']}")  # fmt: skip
+
+    @handlers.on("trace.degraded", name="audit.alert.trace_degraded")
+    def trace_degraded(ctx: HandlerContext, event: Event) -> None:
+        title = f"Run {event.run_id} goes on without its trace: {event.payload['error']}"
+        alert(ctx, event, AlertType.TRACE_DEGRADED, "traces", title)
+
+    @handlers.on("reconciliation.failed", name="audit.alert.reconciliation_failed")
+    def reconciliation_failed(ctx: HandlerContext, event: Event) -> None:
+        p = event.payload
+        title = f"Reconciliation {p.get('workflow_id')} failed: {p.get('error')}"
+        alert(ctx, event, AlertType.RECONCILIATION_FAILED, "reconciliation", title,
+              about=f"{p.get('workflow_id')}:{p.get('run_id')}")  # fmt: skip
+
     return handlers
+
+
+# The causes of run.failed that no incident speaks for, and the severity of their alert
+# (workflows.run_workflow: GOVERNANCE_ROLLBACK, CANCELLED).
+UNINCIDENTED_FAILURES = {"GOVERNANCE_ROLLBACK": Severity.HIGH, "CANCELLED": Severity.MEDIUM}
 
 
 def audit_reactor(settings: Settings, sessions: sessionmaker[Session]) -> Reactor:

@@ -96,6 +96,9 @@ class Reactor:
     failed: int = 0
     _started_at: datetime = field(default_factory=utcnow)
     _last_beat: datetime | None = None
+    # Its last sign of life (a poll that went through, a delivery done): events.watchdog
+    # restarts a reactor silent for too long.
+    alive_at: float = field(default_factory=time.monotonic)
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -104,6 +107,7 @@ class Reactor:
         while not stop.is_set():
             try:
                 busy = await asyncio.to_thread(self.poll_once)
+                self.alive_at = time.monotonic()
             except Exception:  # the reactor must outlive any one failure (database down, bug)
                 log.exception("event reactor poll failed; retrying")
                 busy = False
@@ -177,6 +181,8 @@ class Reactor:
             metrics.record_event_failed(seen["topic"], handler, time.monotonic() - began)
             log.warning("handler %s failed on event %s: %s", handler, event_id, exc)
             self._record_failure(event_id, handler, exc, effect, seen["event"])
+        finally:
+            self.alive_at = time.monotonic()  # a long poll that delivers is alive
 
     def _perform(self, event_id: str, handler: str, effect: Effect, seen: dict) -> None:
         """The effect's I/O under the lease, outside any transaction; then its success in
@@ -215,6 +221,10 @@ class Reactor:
             self.failed += failed
 
     # ----- health ---------------------------------------------------------------------
+
+    def silent_for(self) -> float:
+        """Seconds since this reactor's last sign of life."""
+        return time.monotonic() - self.alive_at
 
     def heartbeat(self, now: datetime) -> None:
         """Record this reactor's sign of life; forget reactors silent for a week. The

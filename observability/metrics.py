@@ -16,6 +16,7 @@ the function that records them:
   events.handler.duration (histogram, s; topic, handler): record_events_received,
   record_event_delivered, record_event_failed
 - reactor.heartbeats, reactor.heartbeat.misses (group): record_heartbeat
+- reactor.restarts (group, cause: ended, silent): record_reactor_restart (events.watchdog)
 - alerts.sent (tenant_id, kind), alerts.suppressed (tenant_id, kind, reason):
   record_alert_sent, record_alert_suppressed
 - notifications.deliveries (sink_kind, outcome): record_notification
@@ -50,6 +51,7 @@ class Instruments:
     handler_duration: Histogram
     reactor_heartbeats: Counter
     reactor_heartbeat_misses: Counter
+    reactor_restarts: Counter
     alerts_sent: Counter
     alerts_suppressed: Counter
     notification_deliveries: Counter
@@ -112,6 +114,11 @@ def _instruments_for(provider: MeterProvider) -> Instruments:
             unit="{heartbeat}",
             description="heartbeat intervals that passed without a heartbeat (counted at the "
             "next one)",
+        ),
+        reactor_restarts=meter.create_counter(
+            "governed_runs.reactor.restarts",
+            unit="{restart}",
+            description="reactors the watchdog found dead or stalled and restarted",
         ),
         alerts_sent=meter.create_counter(
             "governed_runs.alerts.sent", unit="{alert}", description="alerts sent"
@@ -206,6 +213,10 @@ def record_heartbeat(group: str, missed: int = 0) -> None:
     found.reactor_heartbeats.add(1, {"group": group})
     if missed:
         found.reactor_heartbeat_misses.add(missed, {"group": group})
+
+
+def record_reactor_restart(group: str, cause: str) -> None:
+    instruments().reactor_restarts.add(1, {"group": group, "cause": cause})
 
 
 def record_alert_sent(tenant_id: str, kind: str) -> None:

@@ -8,6 +8,7 @@ note, an audit-ledger entry and an outbox event (``incident.acknowledged``,
 nothing.
 """
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +20,7 @@ from db.queries.incidents import incident_view
 from domain import contract
 from domain.candidates import ApplyDecisionRequest
 from domain.enums import AckStatus, Authority, IncidentCategory, IncidentStatus, Severity
-from domain.ids import derive_id
+from domain.ids import SYSTEM_TENANT, derive_id
 from domain.incidents import VERB, IncidentView, refusal
 from domain.messages import Done, IncidentRequest, IncidentResult, RollbackRequest
 from services import events
@@ -73,6 +74,11 @@ def create_for_run(
             after_state={"run_id": req.run_id, "category": req.category,
                          "severity": req.severity},
         )  # fmt: skip
+        if req.category == IncidentCategory.PAUSE_ESCALATION:  # the run is still paused:
+            # published now (a run's other incidents are published with its finalization)
+            events.emit(session, key=f"incident/{incident_id}", topic="incident.created",
+                        tenant_id=req.tenant_id, run_id=req.run_id,
+                        payload={"incident_id": incident_id})  # fmt: skip
         return IncidentResult(incident_id=incident_id)
 
     return run_once(sessions, execution, f"incidents.create:{req.key}", IncidentResult, write,
@@ -146,6 +152,35 @@ def create_for_candidate(session: Session, req: ApplyDecisionRequest) -> None:
             created_at=req.decided_at,
         )
     )
+
+
+def open_system_incident(
+    session: Session, *, key: str, category: IncidentCategory, severity: Severity,
+    title: str, description: str, details: dict, now: datetime,
+) -> str:  # fmt: skip
+    """An incident of the operator's own tenant (SYSTEM_TENANT: a dead reactor), with its
+    audit-ledger entry, in the caller's transaction; once per ``key``."""
+    incident_id = derive_id("system-incident", key)
+    if session.get(Incident, incident_id) is not None:
+        return incident_id
+    session.add(
+        Incident(
+            id=incident_id,
+            tenant_id=SYSTEM_TENANT,
+            source_run_id=None,
+            category=category,
+            severity=severity,
+            title=title[:300],
+            description=description,
+            status=IncidentStatus.OPEN,
+            details=details,
+            created_at=now,
+        )  # fmt: skip
+    )
+    audit_entry(session, key=f"system-incident/{key}", tenant_id=SYSTEM_TENANT,
+                event_type="INCIDENT_CREATED", entity_type="incident", entity_id=incident_id,
+                after_state={"category": category, "severity": severity, **details})  # fmt: skip
+    return incident_id
 
 
 # ----- the lifecycle: acknowledge, resolve, list -------------------------------------------

@@ -84,13 +84,17 @@ def insert_run(session: Session, run: dict[str, Any], transitions: list[dict]) -
 def mark_degraded(
     sessions: sessionmaker[Session], execution: Execution, req: DegradedRequest
 ) -> None:
-    """Observability guard, DEGRADED mode: the run goes on without a trace."""
+    """Observability guard, DEGRADED mode: the run goes on without a trace, and says so
+    (``trace.degraded``, which the audit handlers turn into a TRACE_DEGRADED alert)."""
 
     def write(session: Session) -> Done:
         run = session.get_one(Run, req.run_id)
         run.observability_status = ObservabilityStatus.DEGRADED
         run.observability_error = req.error
         run.updated_at = utcnow()
+        emit(session, key=f"{req.run_id}/degraded", topic="trace.degraded",
+             tenant_id=req.tenant_id, run_id=req.run_id,
+             payload={"error": req.error, "severity": "MEDIUM"})  # fmt: skip
         return Done()
 
     run_once(sessions, execution, "runs.mark_degraded", Done, write, tenant_id=req.tenant_id)

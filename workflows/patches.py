@@ -27,3 +27,8 @@ REFUSE_LATE_RESUMES = "refuse-late-resumes"
 # RunResult in its details, so the Web UI's badge, its failure counts and Temporal's own
 # workflow metrics tell the truth (before: every run's workflow COMPLETED).
 FAILED_RUNS_FAIL = "failed-runs-fail-the-workflow"
+
+# Every FAILED run publishes ``run.failed`` with its cause (the incident's category,
+# GOVERNANCE_ROLLBACK or CANCELLED), also after a governance rollback and a cancellation
+# (before: only when the run had an incident or other events to publish).
+EVERY_FAILURE_PUBLISHED = "every-failure-published"

@@ -37,6 +37,7 @@ class RunState:
     fewer_local_activities: bool = False  # workflows.patches, decided when the run opens
     refuse_late_resumes: bool = False  # workflows.patches, decided when the run opens
     failed_runs_fail: bool = False  # workflows.patches, decided when the run opens
+    every_failure_published: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
     config_: RunConfig | None = None
     failure_reason: str | None = None

@@ -221,6 +221,7 @@ class RunWorkflow:
         s.fewer_local_activities = workflow.patched(patches.FEWER_LOCAL_ACTIVITIES)
         s.refuse_late_resumes = workflow.patched(patches.REFUSE_LATE_RESUMES)
         s.failed_runs_fail = workflow.patched(patches.FAILED_RUNS_FAIL)
+        s.every_failure_published = workflow.patched(patches.EVERY_FAILURE_PUBLISHED)
         opened = await self.writes.local(
             RunActivities.open,
             OpenRunRequest(
@@ -392,7 +393,8 @@ class RunWorkflow:
         if self.state.phase != Phase.GOVERNANCE_CHECK:  # failed before its first write
             await self.writes.transition(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
         await self.writes.amend("rolled-back", reason, [], [], withdraw_all=True)
-        result = await self._finalize(Outcome(RunStatus.FAILED, reason), [], None, None)
+        outcome = Outcome(RunStatus.FAILED, reason)
+        result = await self._finalize(outcome, [], None, None, cause=GOVERNANCE_ROLLBACK)
         return result.model_copy(update={"rolled_back": True})
 
     async def _finish_cancelled(self) -> None:
@@ -405,7 +407,8 @@ class RunWorkflow:
             if self.state.config_ is None:  # cancelled before the run row was known to exist
                 await self._open(self._input)
             await self.writes.amend("cancelled", reason, [], [], withdraw_all=True)
-            await self._finalize(Outcome(RunStatus.CANCELLED, reason), [], None, None)
+            outcome = Outcome(RunStatus.CANCELLED, reason)
+            await self._finalize(outcome, [], None, None, cause=CANCELLED)
 
         await shielded(close)
 
@@ -416,13 +419,21 @@ class RunWorkflow:
         incident_id: str | None,
         policy_outcome: str | None,
         via_finalizing: bool = False,
+        cause: str | None = None,
     ) -> RunResult:
         """The terminal transition (through FINALIZING, committed in the same write, when
-        ``via_finalizing``), the finalize_run ack and the run's events."""
+        ``via_finalizing``), the finalize_run ack and the run's events: ``run.completed``,
+        or ``run.failed`` with its cause (patch ``every-failure-published``: every failed
+        run; before it, only one with an incident or other events)."""
         s = self.state
         target = Phase.COMPLETED if outcome.succeeded else Phase.FAILED
         topic = "run.completed" if outcome.succeeded else "run.failed"
-        if events or outcome.succeeded or incident_id:
+        if s.every_failure_published:
+            payload: dict[str, Any] = {"status": outcome.status, "reason": outcome.reason}
+            if not outcome.succeeded:
+                payload["cause"] = cause or failure_cause(outcome)
+            events = [*events, (topic, payload)]
+        elif events or outcome.succeeded or incident_id:
             events = [*events, (topic, {"status": outcome.status, "reason": outcome.reason})]
         s.failure_reason = outcome.reason
         enter = (
@@ -463,6 +474,15 @@ class RunWorkflow:
             incident_id=incident_id,
             policy_outcome=policy_outcome,
         )
+
+
+GOVERNANCE_ROLLBACK = "GOVERNANCE_ROLLBACK"  # the cause of run.failed after a rollback
+CANCELLED = "CANCELLED"  # ... and after a cancellation
+
+
+def failure_cause(outcome: Outcome) -> str:
+    """The cause ``run.failed`` names: the category of the run's incident, else its status."""
+    return outcome.incident.category if outcome.incident else str(outcome.status).upper()
 
 
 def run_failure(result: RunResult) -> ApplicationError:

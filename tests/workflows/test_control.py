@@ -159,6 +159,10 @@ async def test_pause_sla_expiry_with_default_one_hour(ts_env, ts_settings, sessi
         assert result["status"] == "succeeded" and pause.resolution == "RESUMED"
         assert [i.category for i in incidents] == ["PAUSE_ESCALATION"]
         assert pause.warned_at <= pause.escalated_at
+        # published when it was opened (the run still paused), for the sinks to hear of it
+        published = rows(sessions, OutboxEvent, run_id=run_id, topic="incident.created")
+        assert [e.payload["incident_id"] for e in published] == [incidents[0].id]
+        assert published[0].created_at <= pause.resolved_at
 
 
 async def test_a_call_whose_reservation_does_not_fit_the_budget_is_prevented(

@@ -99,7 +99,9 @@ def assert_all_committed(sessions, run_id):
     assert not any(a.rolled_back for a in rows(sessions, DomainAck, run_id=run_id))
 
 
-def assert_all_rolled_back(sessions, run_id, cause: str):
+def assert_all_rolled_back(sessions, run_id, cause: str, published: str = "GOVERNANCE_ROLLBACK"):
+    """``published``: the cause of the one ``run.failed`` the run publishes, its only
+    governance event."""
     run = rows(sessions, Run, id=run_id)[0]
     assert run.phase == "FAILED" and run.status in ("failed", "cancelled")
     assert run.failure_reason and cause in run.failure_reason, run.failure_reason
@@ -130,8 +132,9 @@ def assert_all_rolled_back(sessions, run_id, cause: str):
     if trace.status == "COMPLETION_ROLLED_BACK":
         assert ("traces", "complete_trace") in rolled_back_acks
         assert ("trace", trace.id) in ledger
-    topics = {e.topic for e in rows(sessions, OutboxEvent, run_id=run_id)}
-    assert not topics & GOVERNANCE_TOPICS, topics
+    events = [e for e in rows(sessions, OutboxEvent, run_id=run_id) if e.topic in GOVERNANCE_TOPICS]
+    assert [(e.topic, e.payload.get("cause")) for e in events] == [("run.failed", published)]
+    assert events[0].payload["status"] == run.status
 
 
 async def run_with_faults(dev_env, settings, sessions, task_queue, run_id, faults):
@@ -207,7 +210,7 @@ async def test_cancellation_during_governance_compensates(dev_env, settings, ses
             await handle.result()
         description = await handle.describe()
     assert description.status.name == "CANCELED"
-    assert_all_rolled_back(sessions, run_id, "cancelled")
+    assert_all_rolled_back(sessions, run_id, "cancelled", published="CANCELLED")
     assert rows(sessions, Run, id=run_id)[0].status == "cancelled"
     assert_no_duplicates(sessions, run_id)
 
@@ -227,3 +230,7 @@ async def test_cancelled_right_after_start_is_finalized(dev_env, settings, sessi
     open_expectations = [e for e in rows(sessions, AuditExpectation, run_id=run_id)
                          if e.acked_at is None and e.withdrawn_at is None]  # fmt: skip
     assert open_expectations == []
+    failed = rows(sessions, OutboxEvent, run_id=run_id, topic="run.failed")
+    assert [(e.payload["cause"], e.payload["status"]) for e in failed] == [
+        ("CANCELLED", "cancelled")
+    ]

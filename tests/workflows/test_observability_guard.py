@@ -8,7 +8,7 @@ import httpx
 import pytest
 from temporalio import activity
 
-from db.models import AuditExpectation, Incident, Run, Trace, TraceStep
+from db.models import AuditExpectation, Incident, OutboxEvent, Run, Trace, TraceStep
 from runtime.worker_factory import build_activities
 from tests.helpers import (
     count,
@@ -66,6 +66,11 @@ async def test_trace_failure_by_mode(dev_env, settings, sessions, task_queue, ru
     assert run.observability_status == expected_status
     if mode == "DEGRADED":
         assert "trace store unreachable" in run.observability_error
+    # Only a DEGRADED run says so (an event the audit handlers turn into an alert).
+    degraded = rows(sessions, OutboxEvent, run_id=run_id, topic="trace.degraded")
+    assert len(degraded) == (1 if mode == "DEGRADED" else 0)
+    if degraded:
+        assert "trace store unreachable" in degraded[0].payload["error"]
     # Whatever the mode, the audit contract is closed: nothing left open.
     open_rows = [e for e in rows(sessions, AuditExpectation, run_id=run_id)
                  if e.acked_at is None and e.withdrawn_at is None]  # fmt: skip
