@@ -20,6 +20,7 @@ BEFORE_PATCHES = {
     patches.FEWER_LOCAL_ACTIVITIES: Recorded("run-before-fewer-local-activities"),
     patches.REFUSE_LATE_RESUMES: Recorded("run-before-refuse-late-resumes"),
     patches.FAILED_RUNS_FAIL: Recorded("run-before-failed-runs-fail"),
+    patches.EVERY_FAILURE_PUBLISHED: Recorded("run-before-every-failure-published"),
 }
 
 
