@@ -13,7 +13,8 @@ from domain.ids import SYSTEM_TENANT
 from domain.messages import IncidentRequest, RollbackRequest
 from events.handlers import audit_handlers
 from events.reactor import Reactor, ReactorConfig
-from services import incidents
+from events.watchdog import Down, report_down
+from services import incidents, sinks, tenants
 from services.events import emit
 from services.ledger import Execution
 from tests.activities.test_alert_sinks import (
@@ -152,3 +153,30 @@ def test_an_escalation_reaches_the_tenants_webhook(settings, sessions, box):  # 
     assert bodies == [("PAUSE_ESCALATION", run_id), ("PAUSE_EXPIRING", run_id)]
     escalated = next(r.json for r in got if r.json["alert_type"] == "PAUSE_ESCALATION")
     assert escalated["details"]["incident_id"] == escalation
+
+
+def test_a_reactor_down_reaches_the_operators_sink_of_the_system_tenant(settings, sessions, box):  # noqa: F811
+    """The operator's own alerts belong to SYSTEM_TENANT: `starter.py tenant add _system`
+    once, then its sinks as any tenant's."""
+    tenants.add_tenant(sessions, SYSTEM_TENANT, exist_ok=True)
+    name = f"ops-{uuid.uuid4().hex[:6]}"
+    down = Down("audit-alerts", f"host:1:{uuid.uuid4().hex[:8]}", "silent", "no sign of life")
+    with receiver(SECRET) as rx:
+        allow_egress(sessions, SYSTEM_TENANT, rx.url)
+        add_webhook(sessions, box, SYSTEM_TENANT, name, f"{rx.url}/ops",
+                    alert_types=["REACTOR_DOWN"])  # fmt: skip
+        try:
+            with sessions.begin() as session:
+                report_down(session, FatigueSettings(), down)
+            sinks_reactor = reactor_for(sessions, sender_for(settings, sessions, box))
+            run_until(
+                sinks_reactor,
+                lambda: any(
+                    r.json["details"].get("reactor_id") == down.reactor_id for r in rx.at("/ops")
+                ),
+            )
+        finally:
+            sinks.delete_sink(sessions, SYSTEM_TENANT, name)
+        (got,) = [r for r in rx.at("/ops") if r.json["details"]["reactor_id"] == down.reactor_id]
+    assert got.verified and got.json["alert_type"] == "REACTOR_DOWN"
+    assert got.json["tenant_id"] == SYSTEM_TENANT and got.json["severity"] == "HIGH"
