@@ -53,3 +53,8 @@ RUN_FAILURE_TYPES: dict[str, str] = {
 }
 """The ApplicationError type a FAILED run's workflow ends with, by run status (its details
 hold the RunResult: clients.runs.run_result reads it back)."""
+
+DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+"""The ApplicationError type of an activity whose database did not answer
+(activities.database_outages): a workflow waits for the database instead of treating the
+write as failed (workflows.durable_writes)."""

@@ -18,6 +18,7 @@ from activities.control import ControlActivities
 from activities.incidents import IncidentActivities
 from activities.policies import PolicyActivities
 from activities.reconciliation import ReconcileActivities
+from activities.database_outages import DatabaseOutages
 from activities.runs import RunActivities
 from activities.secret_store import SecretBox
 from activities.skills.base import LlmEndpoint, SkillContext
@@ -170,4 +171,5 @@ def build_worker(
         workflow_runner=workflow_runner(client.data_converter),
         max_concurrent_activities=settings.activity_threads,
         max_concurrent_local_activities=settings.activity_threads,
+        interceptors=[DatabaseOutages()],  # an outage fails an activity as DatabaseUnavailable
     )

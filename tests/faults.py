@@ -13,6 +13,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from db.engine import make_engine
 from db.models import AuditExpectation
 from domain.ids import derive_id
 from runtime.worker_factory import build_activities
@@ -55,6 +56,40 @@ def inject(real, mode: str):
 
     wrapper.__dict__.pop("__temporal_activity_definition", None)
     return activity.defn(name=name_of(real))(wrapper)
+
+
+def database_down(real, seconds: float, bug: str | None = None):
+    """``real``, whose database refuses connections for ``seconds`` from its first call:
+    each attempt meanwhile raises the OperationalError of a real connection refused (a closed
+    port). ``bug``: the exception type to raise instead, on every attempt (a bug)."""
+    refusing = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2")
+    first: list[float] = []
+
+    @functools.wraps(real)
+    def wrapper(*args):
+        if bug is not None:
+            raise {"ValueError": ValueError, "TypeError": TypeError}[bug](
+                f"injected bug in {name_of(real)}"
+            )
+        first[:] = first or [time.monotonic()]
+        if time.monotonic() - first[0] < seconds:
+            with refusing.connect():  # raises: nothing listens there
+                pass
+        return real(*args)
+
+    wrapper.__dict__.pop("__temporal_activity_definition", None)
+    return activity.defn(name=name_of(real))(wrapper)
+
+
+def activities_with_outages(settings, sessions, outages: dict[str, float],
+                            bugs: dict[str, str] | None = None) -> list:  # fmt: skip
+    """All real activities; those in ``outages`` see the database down for that many seconds
+    from their first call, those in ``bugs`` raise that bug's exception."""
+    with httpx.Client() as http:
+        real = build_activities(settings, sessions, http)
+    bugs = bugs or {}
+    return [database_down(fn, outages.get(name_of(fn), 0), bugs.get(name_of(fn)))
+            if name_of(fn) in outages or name_of(fn) in bugs else fn for fn in real]  # fmt: skip
 
 
 def declare_unmet(sessions, req) -> None:

@@ -41,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.outcome import IncidentSpec, Outcome
     from workflows.errors import describe_validation_error, one_object
-    from workflows.options import DB_WRITE, MUST_WRITE
     from workflows.pausing import SYSTEM, Pause, hold
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
@@ -247,7 +246,7 @@ class RunControl:
         )
         if not due:
             return None
-        result = await workflow.execute_local_activity_method(
+        result = await self.writes.saga(
             ControlActivities.check_policy,
             PolicyCheckRequest(
                 run_id=self.state.run_id,
@@ -257,7 +256,6 @@ class RunControl:
                 run_budget=self.state.budget,
                 **self._baseline,
             ),
-            **DB_WRITE,
         )
         self._last_check_at, self._steps_since_check, self._forced = now, 0, False
         if result.decision == PolicyDecision.TERMINATE:
@@ -337,4 +335,4 @@ class RunControl:
             )
 
     async def _local(self, method: Any, arg: Any) -> Any:
-        return await workflow.execute_local_activity_method(method, arg, **MUST_WRITE)
+        return await self.writes.must(method, arg)

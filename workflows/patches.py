@@ -32,3 +32,10 @@ FAILED_RUNS_FAIL = "failed-runs-fail-the-workflow"
 # GOVERNANCE_ROLLBACK or CANCELLED), also after a governance rollback and a cancellation
 # (before: only when the run had an incident or other events to publish).
 EVERY_FAILURE_PUBLISHED = "every-failure-published"
+
+# Writes survive any outage of the database without growing history (workflows.durable_writes):
+# a few local attempts, then a regular activity retried without limit; a governance write
+# waits out an outage (DatabaseUnavailable) instead of rolling back; a bug's exception fails
+# the workflow task, not the run (before: local activities retried without end, and
+# governance rolled back after 5 attempts whatever the cause).
+DURABLE_WRITES = "durable-writes"

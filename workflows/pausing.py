@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.messages import IncidentRequest, PauseRecordRequest, PauseUpdateRequest
     from domain.models import Actor, ApproveRequest, AwaitedApproval, PauseRequest, ResumeRequest
     from domain.outcome import IncidentSpec, Outcome
-    from workflows.options import MUST_WRITE
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
 
@@ -101,7 +100,7 @@ async def hold(
         notify_before=timedelta(seconds=config.pause_notify_before_seconds),
         approval=approval,
     )
-    await _local(
+    await control.writes.must(
         ControlActivities.record_pause,
         PauseRecordRequest(
             run_id=state.run_id,
@@ -171,7 +170,7 @@ async def _expire(control: RunControl, pause: Pause) -> Any:
         return Outcome(RunStatus.FAILED, reason, spec)
     key = f"escalate_pause:{pause.number}"
     await control.writes.amend(key, "pause SLA expired (ESCALATE)", [], [("incidents", key)])
-    await _local(
+    await control.writes.must(
         IncidentActivities.create_for_run,
         IncidentRequest(
             run_id=state.run_id,
@@ -210,7 +209,7 @@ async def _resolve(
 async def _update(
     control: RunControl, pause: Pause, kind: str, actor: Actor = SYSTEM, digest: str | None = None
 ) -> None:
-    await _local(
+    await control.writes.must(
         ControlActivities.update_pause,
         PauseUpdateRequest(
             run_id=control.state.run_id,
@@ -229,6 +228,3 @@ def _refuse(control: RunControl, resume: ResumeRequest, pause: Pause) -> None:
     reason = f"{resume.actor.authority} may not resume a {pause.reason} pause (allowed: {allowed})"
     control.refusals.append(("resume", reason, resume.actor))
 
-
-async def _local(method: Any, arg: Any) -> Any:
-    return await workflow.execute_local_activity_method(method, arg, **MUST_WRITE)

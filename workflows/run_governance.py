@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.messages import EvaluateRequest, RollbackRequest, TraceRequest
     from domain.outcome import Outcome, after_evaluation
     from workflows.errors import GovernanceFailure, is_cancellation, root_cause
-    from workflows.options import COMPENSATION, DB_WRITE
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
     from workflows.saga import Saga
@@ -58,7 +57,7 @@ async def govern(state: RunState, writes: RunWrites, outcome: Outcome) -> Govern
     def undo(method: Any) -> Any:
         async def compensate(reason: str) -> None:
             req = RollbackRequest(run_id=state.run_id, tenant_id=state.tenant_id, reason=reason)
-            await writes.local(method, req, COMPENSATION)
+            await writes.compensation(method, req)
 
         return compensate
 
@@ -66,7 +65,7 @@ async def govern(state: RunState, writes: RunWrites, outcome: Outcome) -> Govern
         saga.register("policy evaluation", undo(PolicyActivities.rollback_evaluation))
         governing = writes.phase_change(Phase.GOVERNANCE_CHECK, RunStatus.RUNNING)
         request = EvaluateRequest(facts=state.facts(outcome), enter=governing)
-        evaluation = await writes.local(PolicyActivities.evaluate, request, DB_WRITE)
+        evaluation = await writes.saga(PolicyActivities.evaluate, request)
         writes.entered(governing)
         result.policy_outcome = evaluation.outcome
         result.outcome = after_evaluation(outcome, evaluation.outcome, state.over_budget)
@@ -74,7 +73,7 @@ async def govern(state: RunState, writes: RunWrites, outcome: Outcome) -> Govern
             reason = "run outcome calls for an incident"
             await writes.amend("incident", reason, [], [contract.CREATE_INCIDENT])
             saga.register("incident", undo(IncidentActivities.rollback))
-            incident = await writes.create_incident(result.outcome, DB_WRITE)
+            incident = await writes.create_incident(result.outcome, in_saga=True)
             result.incident_id = incident.incident_id
         check = None
         if state.traced:
@@ -84,10 +83,10 @@ async def govern(state: RunState, writes: RunWrites, outcome: Outcome) -> Govern
                 tenant_id=state.tenant_id,
                 reconcile=state.fewer_local_activities,
             )
-            completed = await writes.local(TraceActivities.complete, trace, DB_WRITE)
+            completed = await writes.saga(TraceActivities.complete, trace)
             check = completed.reconciliation
         if check is None:  # an untraced run (or one from before workflows.patches)
-            check = await writes.local(AuditActivities.reconcile_run, state.run_id, DB_WRITE)
+            check = await writes.saga(AuditActivities.reconcile_run, state.run_id)
         if check.status != "COMPLETE":
             found = f"missing={check.missing} drift={check.drift}"
             raise GovernanceFailure(f"own reconciliation {check.status}: {found}")

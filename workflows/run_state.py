@@ -38,6 +38,7 @@ class RunState:
     refuse_late_resumes: bool = False  # workflows.patches, decided when the run opens
     failed_runs_fail: bool = False  # workflows.patches, decided when the run opens
     every_failure_published: bool = False  # workflows.patches, decided when the run opens
+    durable_writes: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
     config_: RunConfig | None = None
     failure_reason: str | None = None

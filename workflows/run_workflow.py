@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         one_object,
         root_cause,
     )
-    from workflows.options import MUST_WRITE, STEP, TRACE_START
+    from workflows.options import STEP, TRACE_START
     from workflows.run_governance import govern
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
@@ -222,7 +222,8 @@ class RunWorkflow:
         s.refuse_late_resumes = workflow.patched(patches.REFUSE_LATE_RESUMES)
         s.failed_runs_fail = workflow.patched(patches.FAILED_RUNS_FAIL)
         s.every_failure_published = workflow.patched(patches.EVERY_FAILURE_PUBLISHED)
-        opened = await self.writes.local(
+        s.durable_writes = workflow.patched(patches.DURABLE_WRITES)
+        opened = await self.writes.must(
             RunActivities.open,
             OpenRunRequest(
                 run_id=s.run_id,
@@ -234,7 +235,6 @@ class RunWorkflow:
                 authorized=authorized,
                 first_check=s.fewer_local_activities,
             ),
-            MUST_WRITE,
         )
         s.config_ = opened.config
         if opened.authorization.decision == AuthorizationDecision.ALLOWED:
@@ -269,7 +269,7 @@ class RunWorkflow:
         )
         if mode == ObservabilityMode.DEGRADED:
             degraded = DegradedRequest(run_id=s.run_id, tenant_id=s.tenant_id, error=error)
-            await self.writes.local(RunActivities.mark_degraded, degraded, MUST_WRITE)
+            await self.writes.must(RunActivities.mark_degraded, degraded)
         return error
 
     # ----- EXECUTING -----------------------------------------------------------------
@@ -385,7 +385,7 @@ class RunWorkflow:
             "fail-early", reason, [], [contract.CREATE_INCIDENT], withdraw_all=True
         )
         outcome = Outcome(status, reason, spec)
-        incident = await self.writes.create_incident(outcome, MUST_WRITE)
+        incident = await self.writes.create_incident(outcome)
         events = [("incident.created", {"incident_id": incident.incident_id})]
         return await self._finalize(outcome, events, incident.incident_id, None)
 
@@ -442,7 +442,7 @@ class RunWorkflow:
             else None
         )
         final = self.writes.phase_change(target, outcome.status, after=enter)
-        committed = await self.writes.local(
+        committed = await self.writes.must(
             RunActivities.finalize,
             FinalizeRequest(
                 run_id=s.run_id,
@@ -457,7 +457,6 @@ class RunWorkflow:
                 events=events,
                 enter=enter,
             ),
-            MUST_WRITE,
         )
         # Finalization happens once; if it already committed, mirror that commit.
         s.failure_reason = committed.reason

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.outcome import Outcome
     from domain.phases import PhaseInvariantError, check_transition
-    from workflows.options import MUST_WRITE
+    from workflows import durable_writes
     from workflows.run_state import RunState
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -40,7 +40,19 @@ class RunWrites:
         self.state = state
 
     async def local(self, method: Callable[..., Any], arg: Any, options: dict[str, Any]) -> Any:
+        """A local activity with its own options (the trace start: the guard decides)."""
         return await workflow.execute_local_activity_method(method, arg, **options)
+
+    async def must(self, method: Callable[..., Any], arg: Any) -> Any:
+        """A write the run cannot end without (workflows.durable_writes)."""
+        return await durable_writes.must(method, arg, self.state.durable_writes)
+
+    async def saga(self, method: Callable[..., Any], arg: Any) -> Any:
+        """A governance write: it fails (to be compensated), or waits out an outage."""
+        return await durable_writes.saga(method, arg, self.state.durable_writes)
+
+    async def compensation(self, method: Callable[..., Any], arg: Any) -> Any:
+        return await durable_writes.compensation(method, arg, self.state.durable_writes)
 
     def phase_change(
         self,
@@ -81,7 +93,7 @@ class RunWrites:
     async def transition(self, to: Phase, status: RunStatus, events: Events | None = None) -> None:
         """A phase change with no write of its own to ride on."""
         change = self.phase_change(to, status, events)
-        await self.local(RunActivities.transition, change, MUST_WRITE)
+        await self.must(RunActivities.transition, change)
         self.entered(change)
 
     def set_status(self, status: RunStatus) -> None:
@@ -112,13 +124,15 @@ class RunWrites:
             withdraw_all_open=withdraw_all,
             reason=reason,
         )
-        await self.local(AuditActivities.amend_contract, req, MUST_WRITE)
+        await self.must(AuditActivities.amend_contract, req)
 
-    async def create_incident(self, outcome: Outcome, options: dict[str, Any]) -> IncidentResult:
-        """The incident ``outcome.incident`` describes, linked to this run."""
+    async def create_incident(self, outcome: Outcome, in_saga: bool = False) -> IncidentResult:
+        """The incident ``outcome.incident`` describes, linked to this run (``in_saga``: a
+        governance write, else a must-write)."""
         spec = outcome.incident
         assert spec is not None
-        return await self.local(
+        write = self.saga if in_saga else self.must
+        return await write(
             IncidentActivities.create_for_run,
             IncidentRequest(
                 run_id=self.state.run_id,
@@ -128,7 +142,6 @@ class RunWrites:
                 title=f"{spec.title}: run {self.state.run_id}",
                 description=outcome.reason or spec.title,
             ),
-            options,
         )
 
     def mirror_tenant(self) -> None:
