@@ -21,6 +21,7 @@ BEFORE_PATCHES = {
     patches.REFUSE_LATE_RESUMES: Recorded("run-before-refuse-late-resumes"),
     patches.FAILED_RUNS_FAIL: Recorded("run-before-failed-runs-fail"),
     patches.EVERY_FAILURE_PUBLISHED: Recorded("run-before-every-failure-published"),
+    patches.DURABLE_WRITES: Recorded("run-before-durable-writes"),
 }
 
 
