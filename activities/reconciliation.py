@@ -4,7 +4,9 @@
 asks Temporal about each run's workflow (async: it uses the worker's client);
 ``cross_check`` asks it about a page of open runs at once (one visibility query, a describe
 only for the runs the query did not return); ``record`` writes the findings that are new
-(services.reconciliation).
+(services.reconciliation); ``purge_expired`` purges a bounded number of pages of expired
+rows (services.retention, with the worker's RetentionPolicy); ``report_failure`` writes the
+``reconciliation.failed`` event of the run, once.
 """
 
 import asyncio
@@ -22,7 +24,10 @@ from domain.ids import run_workflow_id
 from domain.reconcile_messages import (
     CrossCheckRequest,
     Cursor,
+    FailureReport,
+    FailureReported,
     OpenRun,
+    PurgeResult,
     RecordRequest,
     RecordResult,
     RunState,
@@ -31,7 +36,8 @@ from domain.reconcile_messages import (
     ScanRequest,
 )
 from domain.reconciliation import CLOSED, WorkflowState
-from services import reconciliation
+from domain.retention import RetentionPolicy
+from services import reconciliation, retention
 
 DESCRIBE_CONCURRENCY = 16
 # Ids a visibility query may quote as they are (run ids are ID_PATTERN); any other is
@@ -70,10 +76,14 @@ async def describe(client: Client, run_id: str, execution_id: str | None = None)
 
 
 class ReconcileActivities:
-    """Reads and writes of the scheduled reconciliation."""
+    """Reads and writes of the scheduled reconciliation; ``retention``: the worker's TTLs
+    (runtime.settings.Settings.retention_policy; default: the defaults)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], retention: RetentionPolicy | None = None
+    ) -> None:
         self.sessions = sessions
+        self.retention = retention or RetentionPolicy()
 
     @activity.defn(name="reconcile.scan")
     def scan(self, req: ScanRequest) -> ScanPage:
@@ -149,3 +159,14 @@ class ReconcileActivities:
         """Reconcile each run of a page; write only the findings not written before
         (idempotent by their derived ids: no idempotency-ledger row is kept)."""
         return reconciliation.record(self.sessions, current_execution(), req)
+
+    @activity.defn(name="reconcile.purge_expired")
+    def purge_expired(self) -> PurgeResult:
+        """Purge expired rows, a page per transaction, at most ``max_pages`` pages (a retry
+        finds what is left: each page committed on its own)."""
+        return retention.purge_expired(self.sessions, self.retention)
+
+    @activity.defn(name="reconcile.report_failure")
+    def report_failure(self, req: FailureReport) -> FailureReported:
+        """The ``reconciliation.failed`` event of this (failing) reconciliation, once."""
+        return reconciliation.report_failure(self.sessions, current_execution(), req.error)

@@ -51,7 +51,17 @@ def _summary_text(s: dict) -> str:
         f"{t['findings_new']} new findings; {t.get('open_runs_checked', 0)} open runs "
         f"cross-checked, {t.get('runs_failed', 0)} failed as stale"
     )
-    return "\n".join([head, *(_run_line(r) for r in s["reports"])])
+    return "\n".join([head, *(_run_line(r) for r in s["reports"])] + [_purge_line(s)])
+
+
+def _purge_line(s: dict) -> str:
+    """purged expired rows: outbox_events 3, event_deliveries 6, ... (in 4 pages); …"""
+    purged = s.get("purged") or {}
+    rows = ", ".join(f"{table} {n}" for table, n in purged.items())
+    pages = s.get("purge_pages", 0)
+    head = (f"purged expired rows: {rows} (in {pages} page{'' if pages == 1 else 's'})"
+            if any(purged.values()) else "purged expired rows: none")  # fmt: skip
+    return f"{head}; orchestration-log entries: {s.get('purged_log_entries', 0)}"
 
 
 @command(app, "reconcile", help="reconcile now (needs a worker) and print the findings")

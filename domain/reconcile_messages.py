@@ -7,6 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.reconciliation import WorkflowState, closure_cause
 
+# Written (tenant domain.ids.SYSTEM_TENANT) when a ReconcileWorkflow run fails; the event
+# handlers turn it into a RECONCILIATION_FAILED alert.
+TOPIC_RECONCILIATION_FAILED = "reconciliation.failed"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +124,43 @@ class RecordResult(Strict):
     reports: list[RunReport]
 
 
+class PurgeCounts(Strict):
+    """Expired rows purged, per table (services.retention)."""
+
+    outbox_events: int = 0
+    event_deliveries: int = 0  # of the purged events
+    reconciliation_findings: int = 0
+    suppressed_alerts: int = 0
+    idempotency_ledger: int = 0  # of finalized runs
+
+    def plus(self, other: "PurgeCounts") -> "PurgeCounts":
+        return PurgeCounts(**{k: v + getattr(other, k) for k, v in self})
+
+    @property
+    def total(self) -> int:
+        return sum(v for _, v in self)
+
+
+class PurgeResult(Strict):
+    """One call of ``reconcile.purge_expired``: what it purged, in how many pages (delete
+    transactions that removed rows), and whether nothing expired is left."""
+
+    purged: PurgeCounts = Field(default_factory=PurgeCounts)
+    pages: int = 0
+    done: bool = True
+
+
+class FailureReport(Strict):
+    """Why a ReconcileWorkflow run failed (``reconcile.report_failure``)."""
+
+    error: str = Field(max_length=4000)
+
+
+class FailureReported(Strict):
+    event_id: str
+    written: bool = Field(description="False: an earlier attempt had written it")
+
+
 class ReconcileSummary(Strict):
     """What ``ReconcileWorkflow`` returns (and the next scheduled run reads back)."""
 
@@ -128,6 +169,8 @@ class ReconcileSummary(Strict):
     totals: ReconcileTotals
     reports: list[RunReport] = Field(description="runs with findings (first 200)")
     purged_log_entries: int = 0
+    purged: PurgeCounts = Field(default_factory=PurgeCounts, description="expired rows")
+    purge_pages: int = 0
 
 
 ReconcileInput.model_rebuild()

@@ -20,9 +20,13 @@ the function that records them:
 - alerts.sent (tenant_id, kind), alerts.suppressed (tenant_id, kind, reason):
   record_alert_sent, record_alert_suppressed
 - notifications.deliveries (sink_kind, outcome): record_notification
+- retention.purged (table): record_purged
 
 Attributes are bounded: tenants, topics, handler and group names, enum values — never a run
 id or an event id.
+
+The model calls' instruments keep the OpenTelemetry GenAI names instead
+(gen_ai.client.token.usage, gen_ai.client.operation.duration): observability.genai.
 """
 
 from collections.abc import Mapping, Sequence
@@ -55,6 +59,7 @@ class Instruments:
     alerts_sent: Counter
     alerts_suppressed: Counter
     notification_deliveries: Counter
+    retention_purged: Counter
 
 
 @lru_cache(maxsize=4)
@@ -132,6 +137,11 @@ def _instruments_for(provider: MeterProvider) -> Instruments:
             "governed_runs.notifications.deliveries",
             unit="{attempt}",
             description="attempts to deliver an alert to a sink, by sink kind and outcome",
+        ),
+        retention_purged=meter.create_counter(
+            "governed_runs.retention.purged",
+            unit="{row}",
+            description="expired rows the reconciliation purged, by table",
         ),
     )
 
@@ -230,3 +240,11 @@ def record_alert_suppressed(tenant_id: str, kind: str, reason: str) -> None:
 def record_notification(sink_kind: str, outcome: str) -> None:
     """One attempt to deliver an alert to a sink (DELIVERED, FAILED, REFUSED)."""
     instruments().notification_deliveries.add(1, {"sink_kind": sink_kind, "outcome": outcome})
+
+
+def record_purged(counts: Mapping[str, int]) -> None:
+    """Expired rows deleted by one committed purge page, per table."""
+    found = instruments()
+    for table, rows in counts.items():
+        if rows:
+            found.retention_purged.add(rows, {"table": table})

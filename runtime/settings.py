@@ -4,11 +4,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.enums import ObservabilityMode, PauseTimeoutBehavior
 from domain.models import RunConfig
+from domain.retention import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS, RetentionPolicy
 
 # No Path.resolve() at import: the workflow sandbox re-imports this module and refuses it
 # (a module's __file__ is absolute already).
@@ -127,6 +128,38 @@ class Settings(BaseSettings):
     alert_sink_unhealthy_after: int = Field(default=5, ge=1)  # failures in a row
     alert_sink_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     alert_sink_concurrency: int = Field(default=8, ge=1, le=64)
+
+    # Retention (services.retention): each reconciliation purges, in pages, the rows older
+    # than their TTL in seconds (default 30 days; 0: keep forever). The audit ledger,
+    # traces, acks, incidents and expectations are kept (README "Retention": archiving).
+    # Outbox events (and their delivery rows) must outlive the reactor's sweep overlap.
+    retention_outbox_events_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
+    retention_findings_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
+    retention_suppressed_alerts_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
+    # Idempotency-ledger rows of finalized runs only, counted from the run's finalization.
+    retention_idempotency_ledger_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
+    retention_page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=5000)  # rows per txn
+
+    @model_validator(mode="after")
+    def _outbox_ttl_outlives_the_sweep(self) -> "Settings":
+        ttl, overlap = self.retention_outbox_events_seconds, self.reactor_sweep_overlap_seconds
+        if ttl and ttl <= overlap:
+            raise ValueError(
+                f"RETENTION_OUTBOX_EVENTS_SECONDS={ttl} must exceed "
+                f"REACTOR_SWEEP_OVERLAP_SECONDS={overlap:g} (or be 0: keep forever): the "
+                "reactor re-reads events that recent for late commits"
+            )
+        return self
+
+    def retention_policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            outbox_events_seconds=self.retention_outbox_events_seconds,
+            findings_seconds=self.retention_findings_seconds,
+            suppressed_alerts_seconds=self.retention_suppressed_alerts_seconds,
+            idempotency_ledger_seconds=self.retention_idempotency_ledger_seconds,
+            sweep_overlap_seconds=self.reactor_sweep_overlap_seconds,
+            page_size=self.retention_page_size,
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

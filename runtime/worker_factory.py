@@ -120,7 +120,7 @@ def build_activities(settings: Settings, sessions: sessionmaker[Session], http: 
     control = ControlActivities(sessions)
     steps = step_activities(settings, sessions)
     candidates = CandidateActivities(sessions, settings.max_signal_count)
-    reconcile = ReconcileActivities(sessions)
+    reconcile = ReconcileActivities(sessions, settings.retention_policy())
     return [
         runs.open,
         runs.transition,
@@ -148,6 +148,8 @@ def build_activities(settings: Settings, sessions: sessionmaker[Session], http: 
         reconcile.describe_runs,
         reconcile.cross_check,
         reconcile.record,
+        reconcile.purge_expired,
+        reconcile.report_failure,
     ]
 
 

@@ -6,14 +6,15 @@ writes either an Alert or a SuppressedAlert with the reason. Ids are derived fro
 source event, so the same event can never yield two alerts. An alert sent is also an
 ``alert.raised`` outbox event, in the same transaction: the tenant's alert sinks get it
 from there (events.notifications); a suppressed one goes nowhere. The one writer of
-``alerts``, ``suppressed_alerts`` and ``tenant_alert_settings``.
+``alerts``, ``suppressed_alerts`` and ``tenant_alert_settings`` (expired suppression
+records go with ``delete_suppressed``; the alerts sent are kept).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Alert, SuppressedAlert, TenantAlertSettings
@@ -33,7 +34,7 @@ from domain.sink_messages import AlertMessage
 from domain.sinks import ALERT_RAISED
 from observability import metrics
 from services import events
-from services.ledger import utcnow
+from services.ledger import UNSYNCED, utcnow
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,13 @@ def save_tenant_settings(
             "dedup_window_seconds": row.dedup_window_seconds,
             "domain_cooldowns": row.domain_cooldowns,
         }
+
+
+def delete_suppressed(session: Session, ids: list[str]) -> int:
+    """Delete these suppression records (expired: services.retention) in the caller's
+    transaction; returns how many went. Nothing reads them back: the fatigue controls look
+    at the alerts sent."""
+    if not ids:
+        return 0
+    stmt = delete(SuppressedAlert).where(SuppressedAlert.id.in_(ids))
+    return session.execute(stmt, execution_options=UNSYNCED).rowcount

@@ -10,7 +10,8 @@ leases, and each reactor's heartbeat (the loop itself: events.reactor).
   ``leased`` and does the I/O while the lease is held, outside any transaction; then
   ``deliver`` records the success, or ``record_failure`` (with ``also``) the failure.
 
-The one writer of ``event_cursors``, ``event_deliveries`` and ``reactor_heartbeats``.
+The one writer of ``event_cursors``, ``event_deliveries`` and ``reactor_heartbeats``
+(the delivery rows of expired events go with them: ``delete_deliveries_of``).
 """
 
 from collections import Counter
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import reading
 from db.models import EventCursor, EventDelivery, OutboxEvent, ReactorHeartbeat
-from services.ledger import utcnow
+from services.ledger import UNSYNCED, utcnow
 
 
 class Routing(Protocol):
@@ -219,3 +220,13 @@ def heartbeat(sessions: sessionmaker[Session], *, reactor_id: str, group: str,
             ReactorHeartbeat(reactor_id=reactor_id, group_name=group, started_at=started_at,
                              beat_at=now, delivered=delivered, failed=failed)
         )  # fmt: skip
+
+
+def delete_deliveries_of(session: Session, event_ids: list[str]) -> int:
+    """Delete the delivery rows of these events (being purged, every row delivered:
+    services.retention) in the caller's transaction; returns how many went."""
+    if not event_ids:
+        return 0
+    d = EventDelivery
+    stmt = delete(d).where(d.event_id.in_(event_ids))
+    return session.execute(stmt, execution_options=UNSYNCED).rowcount

@@ -9,7 +9,8 @@ the same workflow id (a reused run id) never reads an earlier execution's result
 The one writer of ``idempotency_ledger``, ``domain_acks``, ``audit_expectations`` (declared
 at T0, met by an ack, withdrawn or declared when a run's path changes) and ``audit_ledger``
 (``audit_entry``: every entry's id is derived from its key, so a retried write never adds
-a second entry).
+a second entry). Ledger rows of runs that can no longer be retried go with
+``delete_records`` (services.retention); acks, expectations and the audit ledger are kept.
 """
 
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -276,3 +277,18 @@ def audit_entry(
         after_state=after_state,
         created_at=utcnow(),
     )
+
+
+# A purge's deletes: the session holds none of the rows, so nothing to synchronise.
+UNSYNCED = {"synchronize_session": False}
+
+
+def delete_records(session: Session, keys: list[tuple[str, str, str]]) -> int:
+    """Delete these idempotency-ledger rows, keyed (workflow id, Temporal run id, step
+    key), in the caller's transaction — only rows of finalized runs past their TTL, which no
+    execution will ask for again (services.retention); returns how many went."""
+    if not keys:
+        return 0
+    r = IdempotencyRecord
+    key = tuple_(r.workflow_id, r.execution_id, r.step_key)
+    return session.execute(delete(r).where(key.in_(keys)), execution_options=UNSYNCED).rowcount

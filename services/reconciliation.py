@@ -6,24 +6,34 @@ in one transaction. A run whose workflow Temporal reports closed (or gone) while
 still open is failed there too, with the closure as its reason (services.runs.fail_stale).
 Finding and event ids are derived, so a second reconciliation (a retry, or a concurrent
 one) writes nothing and no idempotency-ledger row is kept. The one
-writer of ``reconciliation_findings``.
+writer of ``reconciliation_findings`` (expired findings go with ``delete_findings``).
+
+``report_failure`` writes the ``reconciliation.failed`` event of a ReconcileWorkflow run
+that failed, once per run (its id is derived from the workflow and Temporal run ids).
 """
 
 from collections import defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import AuditExpectation, DomainAck, ReconciliationFinding
-from domain.enums import AckStatus
-from domain.ids import derive_id
-from domain.reconcile_messages import RecordRequest, RecordResult, RunReport
+from db.models import AuditExpectation, DomainAck, OutboxEvent, ReconciliationFinding
+from domain.enums import AckStatus, Severity
+from domain.ids import SYSTEM_TENANT, derive_id
+from domain.reconcile_messages import (
+    TOPIC_RECONCILIATION_FAILED,
+    FailureReported,
+    RecordRequest,
+    RecordResult,
+    RunReport,
+)
 from domain.reconciler import AckRow, ExpectationRow
 from domain.reconciliation import CLOSED, Assessment, Finding, assess, event_plan
 from observability import metrics
 from services import runs
-from services.events import emit
-from services.ledger import Execution, audit_entry, utcnow
+from services.events import emit, event_id
+from services.ledger import UNSYNCED, Execution, audit_entry, utcnow
 
 
 def record(
@@ -151,3 +161,34 @@ def report_of(
         cause=stale[0] if stale else None,
         run_failed=run_failed,
     )
+
+
+def delete_findings(session: Session, ids: list[str]) -> int:
+    """Delete these findings (expired, of runs no pass reconciles again: services.retention)
+    in the caller's transaction; returns how many went."""
+    if not ids:
+        return 0
+    stmt = delete(ReconciliationFinding).where(ReconciliationFinding.id.in_(ids))
+    return session.execute(stmt, execution_options=UNSYNCED).rowcount
+
+
+def report_failure(
+    sessions: sessionmaker[Session], execution: Execution, error: str
+) -> FailureReported:
+    """The ``reconciliation.failed`` outbox event of a failed ReconcileWorkflow run
+    (``execution``), tenant SYSTEM_TENANT, with no governed run. Keyed by the workflow id
+    and the Temporal run id: a retried attempt whose first one committed writes nothing."""
+    key = f"reconciliation-failed/{execution.workflow_id}/{execution.run_id}"
+    written_id = event_id(key, TOPIC_RECONCILIATION_FAILED)
+    payload = {"workflow_id": execution.workflow_id, "run_id": execution.run_id,
+               "error": error, "severity": Severity.HIGH}  # fmt: skip
+    try:
+        with sessions.begin() as session:
+            emit(session, key=key, topic=TOPIC_RECONCILIATION_FAILED, tenant_id=SYSTEM_TENANT,
+                 run_id=None, payload=payload)  # fmt: skip
+    except IntegrityError:
+        with sessions() as session:  # an earlier attempt wrote it (its completion was lost)
+            if session.get(OutboxEvent, written_id) is None:
+                raise
+        return FailureReported(event_id=written_id, written=False)
+    return FailureReported(event_id=written_id, written=True)

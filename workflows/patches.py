@@ -33,6 +33,16 @@ FAILED_RUNS_FAIL = "failed-runs-fail-the-workflow"
 # (before: only when the run had an incident or other events to publish).
 EVERY_FAILURE_PUBLISHED = "every-failure-published"
 
+# ReconcileWorkflow (the ids above are RunWorkflow's; its own earlier one,
+# ``cross-check-open-runs``, lives in workflows/reconcile.py). At the end of each
+# reconciliation, expired rows are purged in pages (activity reconcile.purge_expired, the
+# counts in the summary); before it, a reconciliation ended after the orchestration log.
+PURGE_EXPIRED_ROWS = "purge-expired-rows"
+
+# A ReconcileWorkflow run that fails (not one cancelled) first writes a
+# ``reconciliation.failed`` event (activity reconcile.report_failure), then fails as before.
+REPORT_RECONCILE_FAILURE = "report-reconciliation-failure"
+
 # Writes survive any outage of the database without growing history (workflows.durable_writes):
 # a few local attempts, then a regular activity retried without limit; a governance write
 # waits out an outage (DatabaseUnavailable) instead of rolling back; a bug's exception fails

@@ -12,7 +12,14 @@ Started by the Temporal Schedule ``reconcile-stale-runs`` (runtime.schedules) or
 
 For each page: ask Temporal about every run's workflow, then reconcile and record (only
 new findings are written, with their outbox events). Safe to run twice. At the end it
-purges the candidate orchestration log (activity ``candidates.purge_orchestration_log``).
+purges the candidate orchestration log (activity ``candidates.purge_orchestration_log``)
+and (patch ``purge-expired-rows``) the rows whose TTL passed, a bounded number of pages per
+``reconcile.purge_expired`` call, calling again until none is left; the counts per table
+are in the summary.
+
+A run that fails (an activity out of retries, a non-retryable error; not a cancellation)
+first writes a ``reconciliation.failed`` event (patch ``report-reconciliation-failure``,
+activity ``reconcile.report_failure``), then fails with its error as before.
 """
 
 from datetime import datetime, timedelta
@@ -21,13 +28,21 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    is_cancelled_exception,
+)
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import ReconcileActivities
     from domain.reconcile_messages import (
         CrossCheckRequest,
+        FailureReport,
         OpenRun,
+        PurgeCounts,
         ReconcileInput,
         ReconcileSummary,
         RecordRequest,
@@ -38,8 +53,12 @@ with workflow.unsafe.imports_passed_through():
         ScanRequest,
     )
     from workflows.errors import describe_validation_error, one_object
+    from workflows.patches import PURGE_EXPIRED_ROWS, REPORT_RECONCILE_FAILURE
 
 MAX_REPORTS = 200
+# Purge calls per reconciliation (each at most RetentionPolicy.max_pages pages): a backlog
+# larger than that is left to the next reconciliation.
+MAX_PURGE_CALLS = 50
 
 # The third pass (OPEN_RUNS): a reconciliation started before it replays without it.
 CROSS_CHECK_OPEN_RUNS = "cross-check-open-runs"
@@ -51,6 +70,19 @@ RECONCILE_ACTIVITY = {
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=30),
         maximum_attempts=5,
+    ),
+}
+
+# Writing the failure event: retried for minutes (the database may be what failed), then
+# the workflow fails with its own error all the same.
+REPORT_FAILURE_ACTIVITY = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=0,  # until schedule_to_close_timeout
     ),
 }
 
@@ -80,7 +112,15 @@ class ReconcileWorkflow:
 
     @workflow.run
     async def run(self, *args: Any) -> ReconcileSummary:
-        inp = self._parse(args)
+        try:
+            return await self._reconcile(self._parse(args))
+        except FailureError as exc:
+            if is_cancelled_exception(exc) or not workflow.patched(REPORT_RECONCILE_FAILURE):
+                raise
+            await self._report_failure(exc)
+            raise
+
+    async def _reconcile(self, inp: ReconcileInput) -> ReconcileSummary:
         as_of = inp.as_of or workflow.now()
         ack_since = inp.ack_since or self._ack_since(inp, as_of)
         state = inp.model_copy(update={"as_of": as_of, "ack_since": ack_since})
@@ -107,7 +147,7 @@ class ReconcileWorkflow:
                     await self._cross_check(state, page, fresh, seen, as_of)
                 elif fresh:
                     seen.update(fresh)
-                    self._add(state, await self._reconcile(fresh, as_of))
+                    self._add(state, await self._describe_and_record(fresh, as_of))
                 state.pages_done += 1
                 if page.next is None:
                     break
@@ -118,13 +158,46 @@ class ReconcileWorkflow:
         purged = await workflow.execute_activity(
             "candidates.purge_orchestration_log", result_type=int, **RECONCILE_ACTIVITY
         )
+        expired, purge_pages = PurgeCounts(), 0
+        if workflow.patched(PURGE_EXPIRED_ROWS):
+            expired, purge_pages = await self._purge_expired()
         return ReconcileSummary(
             as_of=as_of,
             ack_watermark=as_of,
             totals=state.totals,
             reports=state.reports,
             purged_log_entries=purged,
+            purged=expired,
+            purge_pages=purge_pages,
         )
+
+    @staticmethod
+    async def _purge_expired() -> tuple[PurgeCounts, int]:
+        """Expired rows, a bounded batch of pages per call, until none is left."""
+        counts, pages = PurgeCounts(), 0
+        for _ in range(MAX_PURGE_CALLS):
+            result = await workflow.execute_activity_method(
+                ReconcileActivities.purge_expired, **RECONCILE_ACTIVITY
+            )
+            counts, pages = counts.plus(result.purged), pages + result.pages
+            if result.done:
+                break
+        return counts, pages
+
+    @staticmethod
+    async def _report_failure(exc: FailureError) -> None:
+        """The ``reconciliation.failed`` event; if even that cannot be written, the run
+        still fails with its own error (logged here)."""
+        report = FailureReport(error=failure_text(exc)[:4000])
+        try:
+            await workflow.execute_activity_method(
+                ReconcileActivities.report_failure, report, **REPORT_FAILURE_ACTIVITY
+            )
+        except FailureError as failed:
+            workflow.logger.error(
+                "reconciliation failed (%s); its reconciliation.failed event could not be "
+                "written: %s", report.error, failure_text(failed),
+            )  # fmt: skip
 
     @staticmethod
     def _ack_since(inp: ReconcileInput, as_of: datetime) -> datetime:
@@ -135,7 +208,7 @@ class ReconcileWorkflow:
                 return previous.ack_watermark - timedelta(seconds=inp.ack_overlap_seconds)
         return as_of - timedelta(seconds=inp.ack_lookback_seconds)
 
-    async def _reconcile(self, run_ids: list[str], as_of: datetime) -> list[RunReport]:
+    async def _describe_and_record(self, run_ids: list[str], as_of: datetime) -> list[RunReport]:
         states = await workflow.execute_activity_method(
             ReconcileActivities.describe_runs, run_ids, **RECONCILE_ACTIVITY
         )
@@ -181,3 +254,21 @@ class ReconcileWorkflow:
             setattr(totals, verdict, getattr(totals, verdict) + 1)
             if report.verdict != "COMPLETE" and len(state.reports) < MAX_REPORTS:
                 state.reports.append(report)
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failure and its causes in one line: "activity reconcile.scan failed: Injected:
+    reconcile.scan failed (injected)"."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 5:
+        if isinstance(current, ActivityError):
+            parts.append(f"activity {current.activity_type} failed")
+        elif isinstance(current, ApplicationError):
+            parts.append(f"{current.type or 'ApplicationError'}: {current.message}")
+        elif isinstance(current, TemporalTimeoutError):
+            parts.append(f"timed out ({current.type.name if current.type else 'timeout'})")
+        else:
+            parts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__
+    return ": ".join(parts)

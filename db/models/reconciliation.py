@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models.audit import DomainAck
+from db.models.audit import DomainAck, IdempotencyRecord
 from db.models.base import Base
 
 # The scan for acks nobody expected pages through recent acks by creation time.
@@ -133,3 +133,10 @@ class ReactorHeartbeat(Base):
     beat_at: Mapped[datetime]
     delivered: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
+
+
+# Retention (services.retention) purges by age, oldest first: its cost grows with the
+# expired rows, not with all rows (outbox_events.created_at is indexed already).
+Index("ix_reconciliation_findings_found_at", ReconciliationFinding.found_at)
+Index("ix_suppressed_alerts_created_at", SuppressedAlert.created_at)
+Index("ix_idempotency_ledger_created_at", IdempotencyRecord.created_at)

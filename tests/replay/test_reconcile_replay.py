@@ -2,9 +2,13 @@
 
 Histories: tests/histories/reconcile (tests/replay/record_reconcile_history.py).
 ``manual`` pages through all three passes with page size 2; ``scheduled`` is a second run
-of the Schedule, which reads the first run's result (its ack watermark). The histories
-recorded before the patch ``cross-check-open-runs`` (two passes, no cross-check of open
-runs) are in tests/histories/reconcile-before-cross-check-open-runs and replay too.
+of the Schedule, which reads the first run's result (its ack watermark); both were
+recorded before the patch ``purge-expired-rows`` (they end with the orchestration log).
+``purge`` purges expired rows over several ``reconcile.purge_expired`` calls; ``failed``
+writes its ``reconciliation.failed`` event (patch ``report-reconciliation-failure``) and
+fails. The histories recorded before the patch ``cross-check-open-runs`` (two passes, no
+cross-check of open runs) are in tests/histories/reconcile-before-cross-check-open-runs and
+replay too.
 """
 
 from datetime import timedelta
@@ -19,6 +23,7 @@ from temporalio.workflow import NondeterminismError
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from tests.replay.recorded import Recorded
 from tests.replay.recorded import replayer as recorded_replayer
+from workflows.patches import PURGE_EXPIRED_ROWS, REPORT_RECONCILE_FAILURE
 from workflows.reconcile import CROSS_CHECK_OPEN_RUNS, ReconcileWorkflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,42 +60,58 @@ def patches(hist: WorkflowHistory) -> list[str]:
     ]
 
 
+RECONCILED = [(r, n) for r, n in ALL if n not in ("purge", "failed")]
+
+
 @pytest.mark.parametrize(("recorded", "name"), ALL, ids=[f"{r.folder.name}/{n}" for r, n in ALL])
 async def test_recorded_history_replays(recorded, name):
-    hist = recorded.history(name)
-    result = await replayer().replay_workflow(hist)
+    result = await replayer().replay_workflow(recorded.history(name))
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize(
+    ("recorded", "name"), RECONCILED, ids=[f"{r.folder.name}/{n}" for r, n in RECONCILED]
+)
+def test_recorded_reconciliations_take_their_path(recorded, name):
+    hist = recorded.history(name)
     types = activity_types(hist)
-    assert types[-1] == "candidates.purge_orchestration_log"
     described, recorded_pages = (
         types.count("reconcile.describe_runs"),
         types.count("reconcile.record"),
     )
+    purged = any(PURGE_EXPIRED_ROWS in p for p in patches(hist))
+    assert types[-1] == ("reconcile.purge_expired" if purged
+                         else "candidates.purge_orchestration_log")  # fmt: skip
     if recorded is BEFORE:  # two passes: every page with runs is described, then recorded
         assert patches(hist) == [] and "reconcile.cross_check" not in types
         assert described == recorded_pages >= 1
     else:  # the new path: the patch marker, and a record after a cross-check that found some
-        assert [CROSS_CHECK_OPEN_RUNS in p for p in patches(hist)] == [True]
+        assert [CROSS_CHECK_OPEN_RUNS in p for p in patches(hist)][:1] == [True]
         assert types.count("reconcile.cross_check") >= 1
         assert recorded_pages >= described >= 1
 
 
-def test_manual_history_cross_checks_open_runs():
-    """The run terminated while paused (nothing of it overdue) is found by the cross-check
-    alone; the paused one, still running, is asked about and left alone."""
-    manual = MANIFEST["manual"]
-    assert manual["verdicts"]["rec-closed-while-paused"] == "STALE"
-    assert "rec-paused" not in manual["verdicts"]
-    assert manual["totals"]["runs_failed"] == 2  # rec-stale (overdue) and the paused one
-    assert manual["totals"]["open_runs_checked"] >= 2
-    assert MANIFEST["scheduled"]["totals"]["runs_failed"] == 0  # nothing the 2nd time
+def test_purge_history_purges_over_several_calls():
+    """After the orchestration log: the patch marker, then reconcile.purge_expired until
+    one call finds nothing more (two pages a call; seven pages in all)."""
+    hist = history("purge")
+    types = activity_types(hist)
+    assert [PURGE_EXPIRED_ROWS in p for p in patches(hist)] == [False, True]
+    first = types.index("reconcile.purge_expired")
+    assert types[first - 1] == "candidates.purge_orchestration_log"
+    assert types[first:] == ["reconcile.purge_expired"] * 4
+    recorded = MANIFEST["purge"]
+    assert recorded["purge_pages"] == 7 and all(recorded["purged"].values())
+    assert hist.events[-1].HasField("workflow_execution_completed_event_attributes")
 
 
-def test_manual_history_covers_paging_and_every_verdict():
-    types = activity_types(history("manual"))
-    assert types.count("reconcile.scan") >= 4  # several pages over two passes
-    assert set(MANIFEST["manual"]["verdicts"].values()) == {"STALE", "LATE", "INCOMPLETE"}
-    assert MANIFEST["scheduled"]["totals"]["findings_new"] == 0  # nothing new the 2nd time
+def test_failed_history_reports_the_failure_then_fails():
+    hist = history("failed")
+    types = activity_types(hist)
+    assert types == ["reconcile.scan", "reconcile.report_failure"]
+    assert [REPORT_RECONCILE_FAILURE in p for p in patches(hist)] == [False, True]
+    assert hist.events[-1].HasField("workflow_execution_failed_event_attributes")
+    assert MANIFEST["failed"]["workflow_failed"] == "ActivityError"
 
 
 @workflow.defn(name="ReconcileWorkflow", sandboxed=False)
