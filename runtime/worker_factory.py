@@ -15,10 +15,10 @@ from temporalio.worker.workflow_sandbox import SandboxRestrictions
 from activities.audit import AuditActivities
 from activities.candidates import CandidateActivities
 from activities.control import ControlActivities
+from activities.database_outages import DatabaseOutages
 from activities.incidents import IncidentActivities
 from activities.policies import PolicyActivities
 from activities.reconciliation import ReconcileActivities
-from activities.database_outages import DatabaseOutages
 from activities.runs import RunActivities
 from activities.secret_store import SecretBox
 from activities.skills.base import LlmEndpoint, SkillContext

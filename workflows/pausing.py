@@ -227,4 +227,3 @@ def _refuse(control: RunControl, resume: ResumeRequest, pause: Pause) -> None:
     allowed = ", ".join(pause.resumable_by)
     reason = f"{resume.actor.authority} may not resume a {pause.reason} pause (allowed: {allowed})"
     control.refusals.append(("resume", reason, resume.actor))
-
