@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The example skill plugin (plugins/example-skills) is installed beside the project: its
+# entry points are what the plugin tests discover.
+$(VENV)/.installed: pyproject.toml plugins/example-skills/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e plugins/example-skills
 	touch $@
 
 install: $(VENV)/.installed

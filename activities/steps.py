@@ -4,7 +4,8 @@
 The step is admitted in one transaction (services.steps.admit): the ledger is consulted
 first, so a step whose result was recorded is never executed again, even if its activity
 completion was lost; then the tenant's rules and budget are judged for it,
-with what it may cost at most reserved (activities.skills.registry.reserve) — a step they
+with what it may cost at most reserved (its skill's cost model:
+activities.skills.registry.SkillRegistry.reserve) — a step they
 stop is recorded as prevented and never runs — and it takes one of its tenant's
 steps-in-flight slots (services.step_slots), or returns at once, having done nothing, when
 there is none free; the slot goes back with the recorded result.
@@ -15,10 +16,21 @@ EGRESS_REFUSED audit-ledger entry in the step's transaction), and its secrets �
 keeps its ``${secret:NAME}`` placeholders everywhere but in the skill's own call, what the
 skill returns is redacted before it is stored or returned, and the trace step's hash
 covers the digest of the values sent (domain.secret_refs, domain.hashchain).
+
+The skill runs in a thread of its own (a daemon: one that hangs never holds up the
+worker's exit) while the activity heartbeats, so a worker that dies mid-step is noticed
+within the heartbeat timeout and a long healthy skill is not; past the skill's own time
+limit (its ``timeout_seconds``) it counts as hung: the activity stops waiting and the step
+fails, recorded, with the usual governance (an async skill is cancelled; Python cannot
+stop a thread, so a hung sync skill's thread is left to end by itself, and logged).
 """
 
+import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -33,7 +45,7 @@ from activities.secret_store import SecretBox, load_secrets
 from activities.skills.base import SkillContext, SkillOutput
 from activities.skills.egress import Egress, EgressRefused, quiet_http_client_logs
 from activities.skills.errors import SkillError
-from activities.skills.registry import CALLS_OUT, reserve, run_skill
+from activities.skills.registry import SkillRegistry
 from domain.egress import EgressRule, EgressRuleError, parse_rules
 from domain.messages import StepRequest, StepResult
 from domain.secret_refs import redact, referenced_names, secrets_digest, substitute
@@ -47,6 +59,8 @@ from services.tenants import egress_allow_of
 HEARTBEAT_EVERY_SECONDS = STEP_HEARTBEAT_SECONDS / 4
 # The slot lease (services.step_slots.LEASE_SECONDS) is renewed every 4th heartbeat.
 SLOT_EXTEND_EVERY_BEATS = 4
+# An async skill is cancelled at its time limit; this long more, it has not let go.
+HUNG_GRACE_SECONDS = 1.0
 WAITING_FOR_SLOT = StepResult(ok=False, output={}, cost=Decimal(0), waiting_for_slot=True)
 
 log = logging.getLogger(__name__)
@@ -73,41 +87,76 @@ def _failed(error: str) -> StepResult:
     return StepResult(ok=False, output={}, cost=Decimal(0), error=error)
 
 
+def _in_own_thread(name: str, run: Callable[[], SkillOutput]) -> "Future[SkillOutput]":
+    """``run()`` in a new daemon thread, in the activity's context (its span the parent of
+    the skill's); its result or exception in the future."""
+    future: Future[SkillOutput] = Future()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(context.run(run))
+        except BaseException as exc:  # handed to the step, which decides
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=f"skill-{name}", daemon=True).start()
+    return future
+
+
+def _hung(skill: str, limit: float) -> SkillError:
+    log.error("skill %s hung: no result after %g s; its thread is left to end by itself",
+              skill, limit)  # fmt: skip
+    message = f"skill {skill!r} did not return within {limit:g} s (hung)"
+    return SkillError(message, retryable=False)
+
+
 class StepActivities:
-    """Executes skills; holds the shared SkillContext (LLM endpoint, base cost), the
-    worker's egress settings and the secrets key."""
+    """Executes skills; holds the worker's skills (SkillRegistry), the shared SkillContext
+    (LLM endpoint, base cost), the worker's egress settings and the secrets key."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         skills: SkillContext,
-        threads: int = 32,
         *,
         egress: Egress,
         secret_box: SecretBox,
         max_steps_in_flight: int | None = None,
+        registry: SkillRegistry | None = None,
     ) -> None:
         self.sessions = sessions
         self.max_steps_in_flight = max_steps_in_flight  # per tenant, unless its own is set
         self.skills = skills
+        self.registry = registry if registry is not None else SkillRegistry()
         self.egress = egress
         self.secret_box = secret_box
-        self._skill_threads = ThreadPoolExecutor(threads, thread_name_prefix="skill")
         quiet_http_client_logs()
 
     def _run_heartbeating(
-        self, skill: str, data: dict[str, Any], ctx: SkillContext, slot_id: str
-    ) -> SkillOutput:
-        """Run the skill in a helper thread and heartbeat meanwhile, so that a worker that
+        self, skill: str, data: dict[str, Any], ctx: SkillContext, slot_id: str,
+        reserved: Decimal,
+    ) -> SkillOutput:  # fmt: skip
+        """Run the skill in its own thread and heartbeat meanwhile, so that a worker that
         dies mid-step is noticed within the heartbeat timeout, not the step timeout; the
-        step's slot lease is kept alive on the way."""
-        future = self._skill_threads.submit(run_skill, skill, data, ctx)
+        step's slot lease is kept alive on the way. Past the skill's time limit, a final
+        SkillError (hung)."""
+        future = _in_own_thread(skill, lambda: self.registry.run(skill, data, ctx, reserved))
+        limit = self.registry.time_limit(skill)
+        started = time.monotonic()
+        deadline = None if limit is None else started + limit + HUNG_GRACE_SECONDS
         beats = 0
         while True:
+            wait = HEARTBEAT_EVERY_SECONDS
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0))
             try:
-                return future.result(timeout=HEARTBEAT_EVERY_SECONDS)
+                return future.result(timeout=wait)
             except FutureTimeout:
-                activity.heartbeat()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _hung(skill, limit or 0) from None
+                activity.heartbeat(f"{skill}: running {time.monotonic() - started:.0f} s")
                 beats += 1
                 if beats % SLOT_EXTEND_EVERY_BEATS == 0:
                     step_slots.extend(self.sessions, slot_id, utcnow())
@@ -120,7 +169,10 @@ class StepActivities:
             slot_id=f"{execution.workflow_id}/{execution.run_id}/{req.index}",
             default_limit=self.max_steps_in_flight,
         )
-        reserved = reserve(req.skill, req.input, self.skills)
+        try:
+            reserved, unreservable = self.registry.reserve(req.skill, req.input, self.skills), None
+        except SkillError as exc:  # judged at the base cost; the step fails without running
+            reserved, unreservable = self.skills.base_cost, exc
         admission = admit(self.sessions, execution, req, slot, reserved, utcnow())
         if admission.recorded is not None:  # recorded by an earlier attempt: never again
             return admission.recorded
@@ -133,10 +185,14 @@ class StepActivities:
             return awaiting
         if not admission.slot_taken:
             return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
-        executed = replace(self._execute(req, slot.slot_id), verdict=admission.verdict)
+        if unreservable is not None:
+            executed = Executed(_failed(str(unreservable)), verdict=admission.verdict)
+        else:
+            executed = replace(self._execute(req, slot.slot_id, reserved),
+                               verdict=admission.verdict)  # fmt: skip
         return record_step(self.sessions, execution, req, executed, slot.slot_id)
 
-    def _execute(self, req: StepRequest, slot_id: str) -> Executed:
+    def _execute(self, req: StepRequest, slot_id: str, reserved: Decimal) -> Executed:
         """Run the skill with the step's secrets and egress policy; a retryable failure
         before the last attempt is raised (redacted), every other outcome returned."""
         try:
@@ -145,7 +201,8 @@ class StepActivities:
             return Executed(_failed(str(exc)))
         try:
             ctx = self._context_for(req)
-            out = self._run_heartbeating(req.skill, secrets.substitute(req.input), ctx, slot_id)
+            data = secrets.substitute(req.input)
+            out = self._run_heartbeating(req.skill, data, ctx, slot_id, reserved)
         except SkillError as exc:
             return self._failure(exc, secrets)
         except CancelledError:
@@ -184,7 +241,7 @@ class StepActivities:
 
     def _context_for(self, req: StepRequest) -> SkillContext:
         """The shared context, with the tenant's egress policy for a skill that calls out."""
-        if req.skill not in CALLS_OUT:
+        if not self.registry.calls_out(req.skill):
             return self.skills
         outbound = self.egress.for_tenant(req.tenant_id, self._tenant_rules(req.tenant_id))
         return replace(self.skills, outbound=outbound)

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 
 from api.errors import data_error, validation_error
 from api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, StrictJsonMiddleware
-from api.routes import candidates, evidence, governance, incidents, runs, sinks
+from api.routes import candidates, evidence, governance, incidents, runs, sinks, skills
 from api.schemas import Health
 from runtime.settings import Settings
 
@@ -46,6 +46,8 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], client: Clie
     app.include_router(governance.router)
     app.include_router(incidents.router)
     app.include_router(sinks.router)
+    app.include_router(skills.router)
+    skills.installed_catalog()  # discovered now: a plugin that fails to load is logged at start
 
     @app.get("/healthz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
     async def healthz() -> JSONResponse:

@@ -21,6 +21,7 @@ from cli import (
     runs,
     secrets,
     sinks,
+    skills,
     tenant,
 )
 from cli.context import CliError, Context
@@ -38,7 +39,7 @@ app = typer.Typer(
 # In the order of `starter.py --help`; a module's unnamed Typer adds its commands here.
 for group in (runs.app, tenant.app, admin.policy, admin.app, candidates.app, incidents.app,
               inspect.app, apikeys.app, reconcile.app, bench.app, secrets.app,
-              sinks.app):  # fmt: skip
+              sinks.app, skills.app):  # fmt: skip
     app.add_typer(group)
 
 

@@ -19,7 +19,7 @@ from domain.enums import (
     Severity,
     ViolationType,
 )
-from domain.models import Actor, AwaitedApproval, RunConfig, RunOptions, StepSpec, Strict
+from domain.models import Actor, AwaitedApproval, PlannedStep, RunConfig, RunOptions, Strict
 
 
 class Done(Strict):
@@ -45,7 +45,7 @@ class OpenRunRequest(Strict):
 
     run_id: str
     tenant_id: str
-    steps: list[StepSpec]
+    steps: list[PlannedStep]  # their skills are checked when the run opens (runs.open)
     budget: Decimal | None
     options: RunOptions
     authorized: TransitionRequest

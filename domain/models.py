@@ -7,7 +7,14 @@ name instead of being silently ignored.
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from domain.enums import (
     Authority,
@@ -17,7 +24,8 @@ from domain.enums import (
     Phase,
     RunStatus,
 )
-from domain.skill_catalog import UnknownSkillError, validate_skill_input
+from domain.skill_catalog import SkillCatalog, UnknownSkillError
+from domain.skill_discovery import installed_catalog
 from domain.validation_errors import describe_first
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
@@ -43,21 +51,47 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StepSpec(Strict):
-    """One step of a run: a skill and its input."""
+class PlannedStep(Strict):
+    """One step of a run as the workflow and its activities carry it: a skill name and its
+    input, checked for structure only (whether the skill exists is the catalog's)."""
 
     skill: str = Field(min_length=1)
     input: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _input_fits_skill(self) -> "StepSpec":
+    def _storable(self) -> "PlannedStep":
         _no_nul(self.input)
-        try:
-            validate_skill_input(self.skill, self.input)
-        except UnknownSkillError as exc:
-            raise ValueError(str(exc)) from None
-        except ValidationError as exc:
-            raise ValueError(f"input for skill {self.skill!r}: {describe_first(exc)}") from None
+        return self
+
+
+SKILLS = "skills"
+"""Validation context key: the SkillCatalog a StepSpec is checked against, or None (workflow
+code: which skills a worker has must not change a replay)."""
+
+
+def skill_problem(catalog: SkillCatalog, skill: str, raw: dict[str, Any]) -> str | None:
+    """Why ``catalog`` refuses this step (an unknown skill, an input that does not fit)."""
+    try:
+        catalog.validate(skill, raw)
+    except UnknownSkillError as exc:
+        return str(exc)
+    except ValidationError as exc:
+        return f"input for skill {skill!r}: {describe_first(exc)}"
+    return None
+
+
+class StepSpec(PlannedStep):
+    """One step of a run: a skill and its input, checked against the skill catalog — this
+    process's installed one (domain.skill_discovery), or the context's ``skills`` (None:
+    none)."""
+
+    @model_validator(mode="after")
+    def _input_fits_skill(self, info: ValidationInfo) -> "StepSpec":
+        context = info.context if isinstance(info.context, dict) else {}
+        catalog = context[SKILLS] if SKILLS in context else installed_catalog()
+        problem = None if catalog is None else skill_problem(catalog, self.skill, self.input)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -4,7 +4,8 @@
 spans created only outside replay, activity spans) plus two things: the client puts the
 run id and tenant in the W3C baggage that travels with the Temporal headers, and
 ``RunAttributesSpanProcessor`` copies them (and the run id of a ``run-<id>`` workflow)
-onto every span, so one run is one span tree whose spans all carry ``run_id``.
+onto every span, so one run is one span tree whose spans all carry ``run_id``. The llm
+skill's ``chat {model}`` spans (observability.genai) are children of their activity's.
 """
 
 import contextlib

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from db import migrate
 from db.engine import check_connection, make_engine, make_session_factory
+from runtime.chat_completions import ChatCompletionsServer, embedded_chat_server
 from runtime.embedded_temporal import EmbeddedTemporal, TemporalConfigError
 from runtime.settings import Settings
 from runtime.temporal_client import connect, connect_when_ready, ensure_search_attributes
@@ -26,6 +27,7 @@ class Stack:
     sessions: sessionmaker[Session]
     address: str
     embedded: bool
+    chat: ChatCompletionsServer | None = None  # the embedded stack's local model, if started
 
 
 def open_database(settings: Settings, *, migrate_schema: bool = True) -> Engine:
@@ -62,6 +64,7 @@ async def open_stack(settings: Settings, *, start_embedded: bool = True) -> Asyn
     require_production_settings(settings)
     engine = open_database(settings)
     server: EmbeddedTemporal | None = None
+    chat: ChatCompletionsServer | None = None
     try:
         address = settings.temporal_address
         if address is None:
@@ -76,15 +79,17 @@ async def open_stack(settings: Settings, *, start_embedded: bool = True) -> Asyn
                     settings.temporal_metrics_port,
                 )
                 address = server.start()
+                chat = embedded_chat_server(settings)  # unless LLM_BASE_URL is configured
         if server is not None:  # ready means the namespace answers, not the port open
             client = await connect_when_ready(address, settings.temporal_namespace, READY_TIMEOUT)
         else:
             client = await connect(address, settings.temporal_namespace)
         await ensure_search_attributes(client)
-        yield Stack(
-            settings, client, engine, make_session_factory(engine), address, server is not None
-        )
+        sessions = make_session_factory(engine)
+        yield Stack(settings, client, engine, sessions, address, server is not None, chat)
     finally:
+        if chat is not None:
+            chat.close()
         if server is not None:
             server.stop()
         engine.dispose()

@@ -23,9 +23,12 @@ from activities.runs import RunActivities
 from activities.secret_store import SecretBox
 from activities.skills.base import LlmEndpoint, SkillContext
 from activities.skills.egress import DeploymentEndpoints, Egress
+from activities.skills.registry import SkillRegistry
 from activities.steps import StepActivities
 from activities.traces import TraceActivities
 from domain.egress import parse_rules
+from domain.skill_catalog import SkillCatalog
+from domain.skill_discovery import installed_catalog
 from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.sandbox_runner import sandboxed_runner
 from runtime.settings import Settings
@@ -96,29 +99,41 @@ def egress(settings: Settings) -> Egress:
     )
 
 
-def step_activities(settings: Settings, sessions: sessionmaker[Session]) -> StepActivities:
+def step_activities(
+    settings: Settings, sessions: sessionmaker[Session], skills: SkillCatalog | None = None
+) -> StepActivities:
     return StepActivities(
         sessions,
         skill_context(settings),
-        settings.activity_threads,
+        registry=SkillRegistry(skills),
         egress=egress(settings),
         secret_box=SecretBox.of_deployment(settings.secrets_key, settings.data_dir),
         max_steps_in_flight=settings.max_steps_in_flight_per_tenant,
     )
 
 
-def build_activities(settings: Settings, sessions: sessionmaker[Session], http: Any = None) -> list:
-    """Every activity of governed-runs, bound to its dependencies.
+def build_activities(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    http: Any = None,
+    *,
+    skills: SkillCatalog | None = None,
+) -> list:
+    """Every activity of governed-runs, bound to its dependencies; ``skills``: the skill
+    catalog runs.open checks and steps.execute runs (default: the installed one, discovered
+    here when the worker starts).
 
     ``http`` is ignored (skills open a client per call, activities.skills.egress); it stays
     so that callers written for the shared client need not change."""
-    runs = RunActivities(sessions, settings.run_defaults(), settings.max_runs_in_flight_per_tenant)
+    skills = skills if skills is not None else installed_catalog()
+    runs = RunActivities(sessions, settings.run_defaults(), settings.max_runs_in_flight_per_tenant,
+                         skills=skills)  # fmt: skip
     traces = TraceActivities(sessions)
     policies = PolicyActivities(sessions)
     incidents = IncidentActivities(sessions)
     audit = AuditActivities(sessions)
     control = ControlActivities(sessions)
-    steps = step_activities(settings, sessions)
+    steps = step_activities(settings, sessions, skills)
     candidates = CandidateActivities(sessions, settings.max_signal_count)
     reconcile = ReconcileActivities(sessions, settings.retention_policy())
     return [

@@ -22,7 +22,8 @@ from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus
 from domain.governance import LooseningRefused, TenantGovernance, resolve_config
 from domain.ids import run_workflow_id
 from domain.messages import AuthorizeResult, OpenRunRequest, OpenRunResult
-from domain.models import RunConfig, RunOptions
+from domain.models import PlannedStep, RunConfig, RunOptions, skill_problem
+from domain.skill_catalog import SkillCatalog
 from observability import metrics
 from services.errors import Rejected
 from services.ledger import (
@@ -61,6 +62,22 @@ class OptionRefused(Rejected):
         super().__init__(str(refusal), type="LooseningOptionRefused")
 
 
+class SkillRefused(Rejected):
+    """A step names a skill the worker's catalog does not have, or an input its skill
+    refuses: the run is refused before anything is written, like a malformed input (the
+    workflow does not check skills: its replay must not depend on a worker's plugins)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"invalid RunWorkflow input: {problem}", type="InvalidRunInput")
+
+
+def refuse_unknown_skills(steps: list[PlannedStep], skills: SkillCatalog) -> None:
+    for index, step in enumerate(steps):
+        problem = skill_problem(skills, step.skill, step.input)
+        if problem is not None:
+            raise SkillRefused(f"steps.{index}: {problem}")
+
+
 class RunIdInUse(Rejected):
     """Another workflow execution already opened a run with this id: a run id names one run,
     forever. The message is the same whoever holds the id."""
@@ -78,14 +95,19 @@ def open_run(
     req: OpenRunRequest,
     defaults: RunConfig,
     max_runs_in_flight: int | None = None,
+    *,
+    skills: SkillCatalog | None = None,
 ) -> OpenRunResult:
     """Insert the run, declare its audit expectations at T0 and authorize it, once per
     execution; an allowed run enters AUTHORIZED in the same commit (``req.authorized``).
     ``defaults``: the worker's governance settings (the tenant's own go over them, the
     run's options may only tighten: OptionRefused otherwise, nothing written);
-    ``max_runs_in_flight``: a tenant's limit unless it has its own."""
+    ``max_runs_in_flight``: a tenant's limit unless it has its own; ``skills``: the
+    catalog every step must fit (SkillRefused otherwise, nothing written)."""
 
     def write(session: Session) -> OpenRunResult:
+        if skills is not None:
+            refuse_unknown_skills(req.steps, skills)
         config = run_config(session, req, defaults)
         opened = _write_opening(session, req, config, utcnow(), execution.run_id,
                                max_runs_in_flight)  # fmt: skip

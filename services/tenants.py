@@ -25,7 +25,7 @@ from domain.egress import EgressRule, EgressRuleError, parse_rules
 from domain.enums import TenantStatus
 from domain.governance import TenantGovernance
 from domain.promotion import FROZEN_POLICY_IDS
-from domain.skill_catalog import SKILL_INPUTS
+from domain.skill_discovery import installed_catalog
 from domain.validation_errors import describe_first
 from services.errors import AdminError
 from services.ledger import audit_entry, utcnow
@@ -53,7 +53,7 @@ def _money(value: str | Decimal | None, name: str) -> Decimal | None:
 
 
 def _known_skills(skills: list[str]) -> list[str]:
-    unknown = sorted(set(skills) - set(SKILL_INPUTS))
+    unknown = sorted(set(skills) - set(installed_catalog().names))
     if unknown:
         raise AdminError(f"unknown skills: {', '.join(unknown)}")
     return skills

@@ -1,6 +1,8 @@
-"""A local HTTP server the tests start: an OpenAI-compatible chat endpoint and plain routes.
+"""A local HTTP server the tests start for the ``http`` skill: plain routes over real TCP.
 
-It is a real server on 127.0.0.1 that the real ``http`` and ``llm`` skills call over TCP.
+``GET /slow/<seconds>`` answers after that long, ``GET /status/<code>`` answers that status,
+any other GET its path, and a POST its JSON body back. Every path is recorded in ``hits``.
+The chat endpoint of the ``llm`` skill is runtime.chat_completions (a scripted model).
 """
 
 import json
@@ -40,25 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.hits.append(self.path)
-        if self.path == "/v1/chat/completions":
-            self.server.llm_requests.append(body)
-            prompt = body["messages"][-1]["content"]
-            if prompt.startswith("slow:"):  # "slow:2 ...": answer after 2 s
-                time.sleep(float(prompt.split()[0].removeprefix("slow:")))
-            usage = self.server.usage
-            self._send(
-                200,
-                {
-                    "id": "chatcmpl-local",
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant",
-                                                         "content": f"echo: {prompt}"}}],
-                    "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                              "total_tokens": sum(usage)},
-                },
-            )  # fmt: skip
-        else:
-            self._send(200, {"received": body})
+        self._send(200, {"received": body})
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -67,8 +51,6 @@ class LocalServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: list[str] = []
-        self.llm_requests: list[dict] = []
-        self.usage = (1000, 500)
 
     @property
     def url(self) -> str:

@@ -1,16 +1,20 @@
-"""The test process's one meter provider (OpenTelemetry allows one per process).
+"""The test process's one meter provider and one tracer provider (OpenTelemetry allows one
+of each per process).
 
 Built once by ``observability.setup.build`` as the worker builds it (``prometheus=True``:
 the Prometheus reader whose registry a metrics server serves), plus an in-memory reader
 for the tests that read the SDK's points directly. Every test that looks at metrics takes
-it from here, whichever of them runs first.
+it from here, whichever of them runs first. Spans recorded through the global tracer (the
+GenAI spans of the llm skill, observability.genai) are read from ``process_spans()``.
 """
 
 from dataclasses import dataclass
 
 import pytest
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observability.setup import Telemetry, build
 
@@ -34,3 +38,25 @@ def process_telemetry() -> ProcessTelemetry:
             pytest.skip("another meter provider was installed first in this process")
         _BUILT.append(ProcessTelemetry(telemetry, reader))
     return _BUILT[0]
+
+
+@dataclass(frozen=True)
+class ProcessSpans:
+    telemetry: Telemetry  # its interceptors() trace Temporal calls into the same provider
+    exporter: InMemorySpanExporter
+
+
+_SPANS: list[ProcessSpans] = []
+
+
+def process_spans() -> ProcessSpans:
+    """The process-wide tracer provider (as the worker builds it: run attributes on every
+    span) with an in-memory exporter, installed on first use (skips if someone else's is)."""
+    if not _SPANS:
+        exporter = InMemorySpanExporter()
+        telemetry = build({}, span_processors=[SimpleSpanProcessor(exporter)])
+        trace.set_tracer_provider(telemetry.tracer_provider)
+        if trace.get_tracer_provider() is not telemetry.tracer_provider:
+            pytest.skip("another tracer provider was installed first in this process")
+        _SPANS.append(ProcessSpans(telemetry, exporter))
+    return _SPANS[0]

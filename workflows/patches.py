@@ -43,6 +43,12 @@ PURGE_EXPIRED_ROWS = "purge-expired-rows"
 # ``reconciliation.failed`` event (activity reconcile.report_failure), then fails as before.
 REPORT_RECONCILE_FAILURE = "report-reconciliation-failure"
 
+# A run's skills are checked when it opens (runs.open, against the worker's catalog: an
+# unknown skill or a bad input is InvalidRunInput, nothing written), no longer inside the
+# workflow (before: against the built-in skills, when the input was parsed), so that which
+# plugins a worker has never changes a replay.
+SKILLS_CHECKED_AT_OPEN = "skills-checked-at-open"
+
 # Writes survive any outage of the database without growing history (workflows.durable_writes):
 # a few local attempts, then a regular activity retried without limit; a governance write
 # waits out an outage (DatabaseUnavailable) instead of rolling back; a bug's exception fails

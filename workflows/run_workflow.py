@@ -37,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         TraceRequest,
     )
-    from domain.models import RunInput, RunResult, RunStatusView, StepSpec
+    from domain.models import SKILLS, RunInput, RunResult, RunStatusView, StepSpec
     from domain.outcome import RUN_FAILURE_TYPES, IncidentSpec, Outcome
+    from domain.skill_catalog import BUILT_IN_CATALOG, SkillCatalog
     from workflows import patches, run_details
     from workflows.control import RunControl
     from workflows.control_updates import ControlUpdates
@@ -160,7 +161,12 @@ class RunWorkflow:
     # ----- the phase machine ------------------------------------------------------
 
     @workflow.run
-    async def run(self, *_args: Any) -> RunResult:
+    async def run(self, *args: Any) -> RunResult:
+        if (self._input is not None and not self._input_error
+                and not workflow.patched(patches.SKILLS_CHECKED_AT_OPEN)):  # fmt: skip
+            # Started before the patch: its skills were checked here, the built-in ones.
+            wid = workflow.info().workflow_id
+            _, self._input_error = parse_run_input(args, wid, BUILT_IN_CATALOG)
         if self._input is None or self._input_error:
             raise ApplicationError(
                 f"invalid RunWorkflow input: {self._input_error}",
@@ -494,14 +500,18 @@ def run_failure(result: RunResult) -> ApplicationError:
     )
 
 
-def parse_run_input(args: tuple[Any, ...], workflow_id: str) -> tuple[RunInput | None, str | None]:
+def parse_run_input(
+    args: tuple[Any, ...], workflow_id: str, skills: SkillCatalog | None = None
+) -> tuple[RunInput | None, str | None]:
     """The run's input as a RunInput, or why it is not one (validated once, here: the
-    client and the API validated it already at their own edge)."""
+    client and the API validated it already at their own edge). Its steps' skills are
+    checked against ``skills`` only (none: runs.open checks them against the worker's
+    catalog, so that a replay does not depend on which plugins a worker has)."""
     raw, problem = one_object(args)
     if raw is None:
         return None, problem
     try:
-        inp = RunInput.model_validate(raw)
+        inp = RunInput.model_validate(raw, context={SKILLS: skills})
     except ValidationError as exc:
         return None, describe_validation_error(exc)
     expected = run_id_from_workflow_id(workflow_id)

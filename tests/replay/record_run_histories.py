@@ -159,6 +159,9 @@ async def main() -> None:
                                                       "options": {"observability_mode":
                                                                   "PERMISSIVE"}}),
             "invalid_input": dict(payload={"tenant_id": tenant, "steps": []}),
+            # refused by runs.open (patch skills-checked-at-open), nothing written
+            "unknown_skill": dict(payload={"tenant_id": tenant,
+                                           "steps": [{"skill": "no_such_skill"}]}),
         }  # fmt: skip
         only = sys.argv[1:]
         unknown = sorted(set(only) - set(scenarios))

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 
 from db.models import Run, TraceStep
+from runtime.chat_completions import chat_server
+from runtime.chat_scripts import Turn
 from tests.helpers import new_tenant, rows, start_run
-from tests.local_servers import local_server
 from tools.chaos.processes import WorkerProcess
 
 pytestmark = pytest.mark.timeout(180)
@@ -22,8 +23,9 @@ async def test_a_killed_worker_never_double_charges_a_model_call(
     dev_env, settings, sessions, tmp_path, task_queue, run_id
 ):
     tenant = new_tenant(sessions, budget=Decimal("1"))
-    with local_server() as llm:
-        env = {"LLM_BASE_URL": f"{llm.url}/v1"}
+    with chat_server(usage=(1000, 500)) as llm:
+        llm.script("slow", [Turn.reply("late").after(3)])  # step 1's model answers after 3 s
+        env = {"LLM_BASE_URL": llm.base_url}
         address = dev_env.client.service_client.config.target_host
         first = WorkerProcess(address, settings.database_url, task_queue, tmp_path, env)
         second = WorkerProcess(address, settings.database_url, task_queue, tmp_path, env)
@@ -31,11 +33,12 @@ async def test_a_killed_worker_never_double_charges_a_model_call(
             first.start()
             await asyncio.to_thread(first.wait_ready, 120)
             steps = [{"skill": "llm", "input": {"prompt": p, "max_tokens": 600}}
-                     for p in ("one", "slow:3 two", "three")]  # fmt: skip
+                     for p in ("one", "two", "three")]  # fmt: skip
+            steps[1]["input"]["model"] = "slow"
             handle = await start_run(dev_env.client, task_queue, run_id,
                                      {"tenant_id": tenant, "steps": steps})  # fmt: skip
             for _ in range(400):
-                if any(r["messages"][-1]["content"].startswith("slow:") for r in llm.llm_requests):
+                if any(body["model"] == "slow" for body in llm.bodies()):
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -50,8 +53,8 @@ async def test_a_killed_worker_never_double_charges_a_model_call(
         finally:
             first.kill()
             second.kill()
-    prompts = [r["messages"][-1]["content"] for r in llm.llm_requests]
-    assert prompts.count("slow:3 two") == 2  # sent again after the kill
+    prompts = [body["messages"][-1]["content"] for body in llm.bodies()]
+    assert prompts.count("two") == 2  # sent again after the kill
     assert (result.status, result.steps_done) == ("succeeded", 3)
     recorded = [s.cost for s in rows(sessions, TraceStep, run_id=run_id)]
     assert recorded == [CALL, CALL, CALL]  # one recorded usage per step

@@ -22,6 +22,7 @@ from db.models import (
     TraceStep,
 )
 from domain.models import RunStatusView
+from runtime.chat_completions import chat_server
 from services import control, rules, tenants
 from services.ledger import utcnow
 from tests.helpers import (
@@ -169,8 +170,8 @@ async def test_a_call_whose_reservation_does_not_fit_the_budget_is_prevented(
     ts_env, ts_settings, sessions, task_queue, run_id
 ):
     tenant = new_tenant(sessions, budget=Decimal("0.001"))
-    with local_server() as server:
-        llm_settings = ts_settings.model_copy(update={"llm_base_url": f"{server.url}/v1"})
+    with chat_server(usage=(1000, 500)) as server:
+        llm_settings = ts_settings.model_copy(update={"llm_base_url": server.base_url})
         steps = [{"skill": "llm", "input": {"prompt": "q0"}}]
         steps += [{"skill": "llm", "input": {"prompt": f"q{i}", "max_tokens": 500}}
                   for i in range(1, 6)]  # fmt: skip
@@ -182,7 +183,7 @@ async def test_a_call_whose_reservation_does_not_fit_the_budget_is_prevented(
         # and its completion tokens at 0.0006/1k (the default 1024 when it names none, sent
         # as max_tokens): 0.0006159, then 0.0003015; each costs 0.00045 (its usage). The
         # third would not fit 0.001: never sent.
-        assert [r["max_tokens"] for r in server.llm_requests] == [1024, 500]
+        assert [body["max_tokens"] for body in server.bodies()] == [1024, 500]
     assert (result.phase, result.status) == ("FAILED", "failed_policy")
     assert result.cost == Decimal("0.0009") and result.steps_done == 2  # never over budget
     assert "prevented by the budget: step 2 (llm) would bring the cost to 0.0012015" in (

@@ -8,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 from db.models import AuditExpectation, Incident, Run, TraceStep
 from domain.reconciler import AckRow, ExpectationRow, reconcile
+from runtime.chat_completions import chat_server
 from tests.helpers import count, new_tenant, rows, running_worker, start_run
 from tests.local_servers import local_server
 from tests.security_servers import allow_egress
@@ -17,30 +18,32 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 def llm_server():
-    with local_server() as server:
+    with chat_server(usage=(1000, 500)) as server:
         yield server
 
 
 @pytest.fixture
 def llm_settings(settings, llm_server):
-    return settings.model_copy(update={"llm_base_url": f"{llm_server.url}/v1"})
+    return settings.model_copy(update={"llm_base_url": llm_server.base_url})
 
 
 async def test_llm_and_http_skills_do_real_calls(dev_env, llm_settings, llm_server, sessions,
                                                  task_queue, run_id):  # fmt: skip
     tenant = new_tenant(sessions)
-    allow_egress(sessions, tenant, llm_server.url)  # for the http step (llm: the operator's)
-    steps = [
-        {"skill": "llm", "input": {"prompt": "hello", "model": "tiny"}},
-        {"skill": "http", "input": {"url": f"{llm_server.url}/things/1"}},
-        {"skill": "template", "input": {"template": "hi $x", "variables": {"x": 1}}},
-    ]
-    async with running_worker(dev_env.client, llm_settings, sessions, task_queue):
-        handle = await start_run(dev_env.client, task_queue, run_id,
-                                 {"tenant_id": tenant, "steps": steps})  # fmt: skip
-        result = await handle.result()
+    with local_server() as http_server:
+        allow_egress(sessions, tenant, http_server.url)  # for the http step (llm: the operator's)
+        steps = [
+            {"skill": "llm", "input": {"prompt": "hello", "model": "tiny"}},
+            {"skill": "http", "input": {"url": f"{http_server.url}/things/1"}},
+            {"skill": "template", "input": {"template": "hi $x", "variables": {"x": 1}}},
+        ]
+        async with running_worker(dev_env.client, llm_settings, sessions, task_queue):
+            handle = await start_run(dev_env.client, task_queue, run_id,
+                                     {"tenant_id": tenant, "steps": steps})  # fmt: skip
+            result = await handle.result()
     assert result.status == "succeeded"
-    assert llm_server.llm_requests[0]["messages"] == [{"role": "user", "content": "hello"}]
+    [sent] = llm_server.bodies()
+    assert sent["messages"] == [{"role": "user", "content": "hello"}] and sent["model"] == "tiny"
     trace = sorted(rows(sessions, TraceStep, run_id=run_id), key=lambda s: s.step_index)
     assert trace[0].output["text"] == "echo: hello"
     # 1000 prompt tokens at 0.00015/1k + 500 completion tokens at 0.0006/1k

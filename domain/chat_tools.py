@@ -1,0 +1,55 @@
+"""OpenAI-style tool definitions an llm step offers the model (``LlmInput.tools``).
+
+The shape the chat-completions API takes: ``{"type": "function", "function": {"name",
+"description", "parameters"}}``, ``parameters`` a JSON schema of type object. Names are
+unique in a step. The model answers with tool calls; the llm skill returns them as
+``tool_calls`` and runs none of them.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _an_object_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and value.get("type", "object") != "object":
+            raise ValueError("must be a JSON schema of type 'object'")
+        return value
+
+
+class ToolDefinition(BaseModel):
+    """One tool the model may call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
+def _unique_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
+    names = [t.function.name for t in tools]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"tool names must be unique: {', '.join(repeated)} named more than once")
+    return tools
+
+
+ToolDefinitions = Annotated[
+    list[ToolDefinition], Field(min_length=1), AfterValidator(_unique_names)
+]
+"""A step's tools: at least one, each name once."""
+
+
+def wire_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
+    """The tools as the request carries them (unset fields left out)."""
+    return [t.model_dump(exclude_none=True) for t in tools]
