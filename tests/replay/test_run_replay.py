@@ -22,6 +22,7 @@ BEFORE_PATCHES = {
     patches.FAILED_RUNS_FAIL: Recorded("run-before-failed-runs-fail"),
     patches.EVERY_FAILURE_PUBLISHED: Recorded("run-before-every-failure-published"),
     patches.DURABLE_WRITES: Recorded("run-before-durable-writes"),
+    patches.SKILLS_CHECKED_AT_OPEN: Recorded("run-before-skills-checked-at-open"),
 }
 
 

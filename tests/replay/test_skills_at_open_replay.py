@@ -1,7 +1,8 @@
 """Patch skills-checked-at-open: the RunWorkflow histories recorded before it (the run
 histories of the code before, and two runs whose steps the workflow itself refused: an
 unknown skill, an input its skill refused) replay on the current code, which checks skills
-in runs.open instead (tests/histories/run-before-skills-checked-at-open)."""
+in runs.open instead (tests/histories/run-before-skills-checked-at-open; replayed with the
+other histories from before a patch, tests/replay/test_run_replay.py)."""
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -25,14 +26,6 @@ def test_the_refusals_inside_the_workflow_are_recorded():
         failure = history.events[-1].workflow_execution_failed_event_attributes.failure
         assert failure.application_failure_info.type == "InvalidRunInput"
         assert f"skill {skill!r}" in failure.message
-
-
-@pytest.mark.parametrize("name", sorted(BEFORE.manifest))
-async def test_a_history_from_before_the_patch_replays(name):
-    result = await replayer(RunWorkflow).replay_workflow(
-        BEFORE.history(name), raise_on_replay_failure=False
-    )
-    assert result.replay_failure is None, result.replay_failure
 
 
 def test_the_patch_is_not_in_the_histories_from_before_it():
