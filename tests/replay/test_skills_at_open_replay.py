@@ -7,9 +7,8 @@ other histories from before a patch, tests/replay/test_run_replay.py)."""
 import pytest
 from temporalio.api.enums.v1 import EventType
 
-from tests.replay.recorded import Recorded, replayer
+from tests.replay.recorded import Recorded
 from workflows import patches
-from workflows.run_workflow import RunWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
