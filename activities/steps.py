@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, CancelledError
 
+from activities.database_outages import is_outage, outage_message
 from activities.execution import current_execution
 from activities.secret_store import SecretBox, load_secrets
 from activities.skills.base import SkillContext, SkillOutput
@@ -159,7 +160,17 @@ class StepActivities:
                 activity.heartbeat(f"{skill}: running {time.monotonic() - started:.0f} s")
                 beats += 1
                 if beats % SLOT_EXTEND_EVERY_BEATS == 0:
-                    step_slots.extend(self.sessions, slot_id, utcnow())
+                    self._extend_slot(slot_id)
+
+    def _extend_slot(self, slot_id: str) -> None:
+        """Keep the slot's lease alive; a database that does not answer just now does not
+        stop a skill that is running (the lease is renewed at the next try)."""
+        try:
+            step_slots.extend(self.sessions, slot_id, utcnow())
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("renewing the slot lease of %s failed: %s", slot_id, outage_message(exc))
 
     @activity.defn(name="steps.execute")
     def execute(self, req: StepRequest) -> StepResult:

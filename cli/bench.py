@@ -127,6 +127,14 @@ async def chaos(
     db_restarts: Annotated[
         int, _count("restarts of PostgreSQL (default 5; needs --database postgres)", non_negative)
     ] = 5,
+    db_outages: Annotated[
+        int,
+        _count("PostgreSQL outages mid-run (default 0; needs --database postgres)", non_negative),
+    ] = 0,
+    db_outage_seconds: Annotated[
+        float,
+        typer.Option(help="how long each outage keeps PostgreSQL down (default 60)", min=1.0),
+    ] = 60.0,
     database: Annotated[
         Database,
         typer.Option(
@@ -140,14 +148,17 @@ async def chaos(
     from tools.chaos.driver import ChaosOptions, run_chaos
     from tools.chaos.report import chaos_text
 
-    if database == "sqlite" and db_restarts:
-        raise CliError("--db-restarts needs --database postgres (SQLite is a file, not a server)")
+    if database == "sqlite" and (db_restarts or db_outages):
+        flag = "--db-restarts" if db_restarts else "--db-outages"
+        raise CliError(f"{flag} needs --database postgres (SQLite is a file, not a server)")
     opts = ChaosOptions(
         runs=runs,
         steps=steps,
         worker_kills=worker_kills,
         server_restarts=server_restarts,
         db_restarts=db_restarts,
+        db_outages=db_outages,
+        db_outage_seconds=db_outage_seconds,
         database=database,
         seed=seed,
     )

@@ -11,6 +11,8 @@ every ~8 s (~1,350 events an hour) until Temporal's event limit terminates the r
 - ``must``: the writes a run cannot end without (open, phase changes, contract amendments,
   incidents, pause records, finalize, compensations): any retryable failure goes on to
   ``WRITE_DURABLE``.
+- ``guarded``: the trace start: its failure is the observability guard's to decide, but an
+  outage of the database is waited out (the trace store is that database).
 - ``saga``: a governance write (and the policy check): its local attempts as before
   (``DB_WRITE``); one that failed because the database did not answer
   (``DatabaseUnavailable``, activities.database_outages) waits for it in ``WRITE_DURABLE``
@@ -108,9 +110,12 @@ def _rejected(exc: BaseException) -> bool:
     return isinstance(cause, ApplicationError) and cause.non_retryable
 
 
+def _name(method: Callable[..., Any]) -> str:
+    return getattr(method, "__name__", str(method))
+
+
 def _bug(method: Callable[..., Any], exc: BaseException) -> WriteBug:
-    name = getattr(method, "__name__", str(method))
-    return WriteBug(f"write {name} failed with a bug ({_type_of(exc)}): {_cause(exc)}")
+    return WriteBug(f"write {_name(method)} failed with a bug ({_type_of(exc)}): {_cause(exc)}")
 
 
 async def must(method: Callable[..., Any], arg: Any, durable: bool) -> Any:
@@ -140,10 +145,26 @@ async def saga(method: Callable[..., Any], arg: Any, durable: bool) -> Any:
     """A governance write: failures roll the saga back, except an outage, which it waits out."""
     if not durable:
         return await workflow.execute_local_activity_method(method, arg, **DB_WRITE)
+    return await outlasting_outages(method, arg, SAGA_LOCAL)
+
+
+async def guarded(method: Callable[..., Any], arg: Any, options: dict[str, Any],
+                  durable: bool) -> Any:  # fmt: skip
+    """A write whose failure the caller decides on (the trace start: the observability
+    guard) — but not an outage of the database, which it waits out: the trace store is that
+    database, and a run can do nothing else while it is down."""
+    if not durable:
+        return await workflow.execute_local_activity_method(method, arg, **options)
+    return await outlasting_outages(method, arg, options)
+
+
+async def outlasting_outages(method: Callable[..., Any], arg: Any, first: dict[str, Any]) -> Any:
+    """``first`` (local attempts); if they failed because the database did not answer,
+    ``WRITE_DURABLE``. Any other failure is raised."""
     try:
-        return await workflow.execute_local_activity_method(method, arg, **SAGA_LOCAL)
+        return await workflow.execute_local_activity_method(method, arg, **first)
     except (ActivityError, ApplicationError) as exc:  # a local activity may raise the cause
         if is_cancellation(exc) or _type_of(exc) != DATABASE_UNAVAILABLE:
             raise
-        workflow.logger.warning("database unavailable for %s; waiting for it", method)
+        workflow.logger.warning("database unavailable for %s; waiting for it", _name(method))
     return await workflow.execute_activity_method(method, arg, **WRITE_DURABLE)

@@ -51,3 +51,17 @@ STEP: dict[str, Any] = {
         maximum_attempts=STEP_MAX_ATTEMPTS,
     ),
 }
+
+# A step of a run on patch durable-writes: the server retries it without limit, so that an
+# outage of the database (its admission and its record are writes) never fails the run;
+# the skill's own failures stay bounded by the activity (activities.steps: a retryable
+# skill failure is raised only before its STEP_MAX_ATTEMPTS-th attempt, then recorded).
+STEP_DURABLE: dict[str, Any] = {
+    **STEP,
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=0,
+    ),
+}

@@ -52,6 +52,8 @@ SKILLS_CHECKED_AT_OPEN = "skills-checked-at-open"
 # Writes survive any outage of the database without growing history (workflows.durable_writes):
 # a few local attempts, then a regular activity retried without limit; a governance write
 # waits out an outage (DatabaseUnavailable) instead of rolling back; a bug's exception fails
-# the workflow task, not the run (before: local activities retried without end, and
-# governance rolled back after 5 attempts whatever the cause).
+# the workflow task, not the run; a step is retried by the server without limit (its skill's
+# own failures stay bounded by the activity) (before: local activities retried without
+# end, governance rolled back after 5 attempts whatever the cause, a step failed the run
+# after 3 attempts even when only the database was down).
 DURABLE_WRITES = "durable-writes"

@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         one_object,
         root_cause,
     )
-    from workflows.options import STEP, TRACE_START
+    from workflows.options import STEP, STEP_DURABLE, TRACE_START
     from workflows.run_governance import govern
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
@@ -258,7 +258,7 @@ class RunWorkflow:
         )
         req = TraceRequest(run_id=s.run_id, tenant_id=s.tenant_id, enter=executing)
         try:
-            await self.writes.local(TraceActivities.start, req, TRACE_START)
+            await self.writes.guarded(TraceActivities.start, req, TRACE_START)
             s.traced = True
             self.writes.entered(executing)
             return None
@@ -340,7 +340,7 @@ class RunWorkflow:
                 approved_digest=approved,
             ),
             summary=f"step {index + 1}/{s.steps_total} {step.skill}",  # shown in the Web UI
-            **STEP,
+            **(STEP_DURABLE if s.durable_writes else STEP),
         )
 
     @staticmethod

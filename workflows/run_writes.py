@@ -39,10 +39,6 @@ class RunWrites:
     def __init__(self, state: RunState) -> None:
         self.state = state
 
-    async def local(self, method: Callable[..., Any], arg: Any, options: dict[str, Any]) -> Any:
-        """A local activity with its own options (the trace start: the guard decides)."""
-        return await workflow.execute_local_activity_method(method, arg, **options)
-
     async def must(self, method: Callable[..., Any], arg: Any) -> Any:
         """A write the run cannot end without (workflows.durable_writes)."""
         return await durable_writes.must(method, arg, self.state.durable_writes)
@@ -50,6 +46,10 @@ class RunWrites:
     async def saga(self, method: Callable[..., Any], arg: Any) -> Any:
         """A governance write: it fails (to be compensated), or waits out an outage."""
         return await durable_writes.saga(method, arg, self.state.durable_writes)
+
+    async def guarded(self, method: Callable[..., Any], arg: Any, options: dict[str, Any]) -> Any:
+        """A write whose failure the caller decides on, except an outage: waited out."""
+        return await durable_writes.guarded(method, arg, options, self.state.durable_writes)
 
     async def compensation(self, method: Callable[..., Any], arg: Any) -> Any:
         return await durable_writes.compensation(method, arg, self.state.durable_writes)

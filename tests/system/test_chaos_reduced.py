@@ -28,6 +28,7 @@ def assert_nothing_lost_or_duplicated(report: dict, opts: ChaosOptions) -> None:
     assert kinds.count("worker") == opts.worker_kills
     assert kinds.count("server") == opts.server_restarts
     assert kinds.count("db") == opts.db_restarts
+    assert kinds.count("db_outage") == opts.db_outages
     assert sum(f["in_flight"] for f in report["faults"]) > 0  # the faults hit live runs
     hit = [f for f in report["faults"] if f["in_flight"]]
     assert all(f["settle_seconds"] is not None for f in hit), report["faults"]  # fmt: skip
@@ -50,3 +51,19 @@ async def test_chaos_on_private_postgres_with_database_restarts():
                         database="postgres", seed=2)  # fmt: skip
     report = await run_chaos(Settings(_env_file=None), opts, lambda line: None)
     assert_nothing_lost_or_duplicated(report, opts)
+
+
+async def test_a_postgres_outage_mid_run_fails_no_run_and_loses_nothing():
+    """PostgreSQL down for 20 s while runs are mid-flight (patch durable-writes: before it,
+    a step failed its run after 3 attempts, ~3 s, and a governance write rolled it back
+    after 5). `starter.py chaos --db-outages 1 --db-outage-seconds 600` is the long form."""
+    try:
+        postgres_bindir()
+    except PostgresUnavailableError as exc:
+        pytest.skip(str(exc))
+    opts = ChaosOptions(runs=10, steps=8, worker_kills=0, server_restarts=0, db_restarts=0,
+                        db_outages=1, db_outage_seconds=20, seed=3)  # fmt: skip
+    report = await run_chaos(Settings(_env_file=None), opts, lambda line: None)
+    assert_nothing_lost_or_duplicated(report, opts)
+    (outage,) = report["faults"]
+    assert outage["down_seconds"] >= 20 and outage["in_flight"] > 0

@@ -30,7 +30,7 @@ from domain.ids import run_workflow_id
 from runtime.settings import Settings
 from runtime.temporal_client import connect_when_ready
 from services import tenants
-from tools.chaos.faults import DB, SERVER, WORKER, Infra
+from tools.chaos.faults import DB, DB_OUTAGE, SERVER, WORKER, Infra
 from tools.chaos.pgcluster import PostgresUnavailableError, PrivatePostgres
 from tools.chaos.tracker import CompletionTracker
 from tools.chaos.verify import verify
@@ -48,6 +48,8 @@ class ChaosOptions:
     worker_kills: int = 50
     server_restarts: int = 5
     db_restarts: int = 5
+    db_outages: int = 0  # PostgreSQL held down for db_outage_seconds, mid-run
+    db_outage_seconds: float = 60.0
     database: str = "postgres"
     seed: int = 9
     start_timeout: float = 300.0  # a run start is retried this long through the faults
@@ -56,7 +58,7 @@ class ChaosOptions:
 
 def schedule(opts: ChaosOptions) -> list[str]:
     faults = [WORKER] * opts.worker_kills + [SERVER] * opts.server_restarts
-    faults += [DB] * opts.db_restarts
+    faults += [DB] * opts.db_restarts + [DB_OUTAGE] * opts.db_outages
     random.Random(opts.seed).shuffle(faults)
     return faults
 
@@ -112,7 +114,8 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
     """Run the chaos scenario end to end; returns the report (figures and verification)."""
     data_dir = Path(tempfile.mkdtemp(prefix="governed-runs-chaos-"))
     pg, database_url = open_database(opts, data_dir)
-    infra = Infra(data_dir, database_url, CHAOS_TASK_QUEUE, pg=pg)
+    infra = Infra(data_dir, database_url, CHAOS_TASK_QUEUE, pg=pg,
+                  outage_seconds=opts.db_outage_seconds)  # fmt: skip
     engine = make_engine(database_url)
     try:
         migrate.upgrade(engine)
@@ -129,7 +132,7 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
             f"chaos: server {address}, database {opts.database}, worker pid "
             f"{infra.worker.pid}; {opts.runs} runs, faults: {opts.worker_kills} worker "
             f"kills, {opts.server_restarts} server and {opts.db_restarts} database "
-            f"restarts"
+            f"restarts, {opts.db_outages} database outages of {opts.db_outage_seconds:g} s"
         )
         began = time.monotonic()
         faults, run_ids = await drive(client, sessions, infra, opts, progress)
@@ -143,6 +146,8 @@ async def run_chaos(base: Settings, opts: ChaosOptions, progress: Callable[[str]
                 "worker_kills": opts.worker_kills,
                 "server_restarts": opts.server_restarts,
                 "db_restarts": opts.db_restarts,
+                "db_outages": opts.db_outages,
+                "db_outage_seconds": opts.db_outage_seconds,
                 "database": opts.database,
                 "seed": opts.seed,
             },

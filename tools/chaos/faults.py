@@ -4,7 +4,10 @@
 - ``server``: SIGKILL the embedded Temporal server's process group, start it again on the
   same port over the same SQLite file;
 - ``db``: restart the private PostgreSQL cluster in ``immediate`` mode (a crash: no
-  checkpoint, WAL recovery at start).
+  checkpoint, WAL recovery at start);
+- ``db_outage``: stop the private PostgreSQL cluster, keep it down for
+  ``outage_seconds`` (a minute, ten: far beyond any retry budget of a single write), start
+  it again.
 
 Server and database are started from one long-lived infrastructure thread: the server
 gets SIGTERM when the thread that started it ends (PDEATHSIG), so never a pool thread
@@ -24,7 +27,7 @@ from runtime.embedded_temporal import EmbeddedTemporal
 from tools.chaos.pgcluster import PrivatePostgres
 from tools.chaos.processes import WorkerProcess, free_port
 
-WORKER, SERVER, DB = "worker", "server", "db"
+WORKER, SERVER, DB, DB_OUTAGE = "worker", "server", "db", "db_outage"
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Infra:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="chaos-infra")
     )
     unplanned_worker_exits: int = 0
+    outage_seconds: float = 60.0  # how long a db_outage keeps PostgreSQL down
 
     async def on_infra_thread(self, fn, *args):  # noqa: ANN001, ANN002, ANN201
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
@@ -75,6 +79,11 @@ class Infra:
         elif kind == DB:
             assert self.pg is not None
             await self.on_infra_thread(self.pg.restart, "immediate")
+        elif kind == DB_OUTAGE:
+            assert self.pg is not None
+            await self.on_infra_thread(self.pg.stop)
+            await asyncio.sleep(self.outage_seconds)
+            await self.on_infra_thread(self.pg.start)
         else:
             raise ValueError(f"unknown fault {kind!r}")
         return time.monotonic() - began

@@ -5,7 +5,7 @@ from collections import defaultdict
 from tools.bench.report import table
 from tools.bench.stats import percentile
 
-TARGETS = {"worker": 50, "server": 5, "db": 5}
+TARGETS = {"worker": 50, "server": 5, "db": 5, "db_outage": 0}
 TARGET_RUNS = 500
 
 
@@ -13,6 +13,7 @@ LABELS = {
     "worker": "worker SIGKILL + restart",
     "server": "Temporal server crash-restart",
     "db": "PostgreSQL crash-restart",
+    "db_outage": "PostgreSQL down (outage)",
 }
 
 
@@ -25,7 +26,7 @@ def recovery_rows(faults: list[dict]) -> list[list[object]]:
     for fault in faults:
         by_kind[fault["kind"]].append(fault)
     rows = []
-    for kind in ("worker", "server", "db"):
+    for kind in ("worker", "server", "db", "db_outage"):
         done = by_kind.get(kind, [])
         down = [f["down_seconds"] for f in done]
         rec = [f["recovery_seconds"] for f in done if f["recovery_seconds"] is not None]
