@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain import step_refs
 from domain.enums import (
     Authority,
     ObservabilityMode,
@@ -26,6 +27,7 @@ from domain.enums import (
 )
 from domain.skill_catalog import SkillCatalog, UnknownSkillError
 from domain.skill_discovery import installed_catalog
+from domain.step_refs import STEP_ID_PATTERN
 from domain.validation_errors import describe_first
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
@@ -53,8 +55,10 @@ class Strict(BaseModel):
 
 class PlannedStep(Strict):
     """One step of a run as the workflow and its activities carry it: a skill name and its
-    input, checked for structure only (whether the skill exists is the catalog's)."""
+    input, checked for structure only (whether the skill exists is the catalog's); ``id``
+    names it for later steps' references to its output (domain.step_refs)."""
 
+    id: str | None = Field(default=None, pattern=STEP_ID_PATTERN)
     skill: str = Field(min_length=1)
     input: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,8 +74,13 @@ code: which skills a worker has must not change a replay)."""
 
 
 def skill_problem(catalog: SkillCatalog, skill: str, raw: dict[str, Any]) -> str | None:
-    """Why ``catalog`` refuses this step (an unknown skill, an input that does not fit)."""
+    """Why ``catalog`` refuses this step (an unknown skill, an input that does not fit). An
+    input with references to earlier outputs is checked once they are resolved, when the
+    step runs (steps.execute); here only its skill."""
     try:
+        if step_refs.refs_in(raw):
+            catalog.entry(skill)
+            return None
         catalog.validate(skill, raw)
     except UnknownSkillError as exc:
         return str(exc)
@@ -133,6 +142,13 @@ class RunInput(Strict):
     # taken as written from anyone with namespace access (README, Security model). Only a
     # submitter the tenant lets loosen an option may (domain.governance).
     submitted_by: Actor | None = None
+
+    @model_validator(mode="after")
+    def _references_work(self) -> "RunInput":
+        found = step_refs.problems([(s.id, s.input) for s in self.steps])
+        if found:
+            raise ValueError("; ".join(found[:5]))
+        return self
 
 
 class RunConfig(Strict):

@@ -15,8 +15,16 @@ def field_path(loc: Iterable[Any], default: str = "input") -> str:
 
 
 def describe_errors(errors: Iterable[Mapping[str, Any]], default: str = "input") -> str:
-    """``path: message; path: message`` for pydantic-style error dicts."""
-    return "; ".join(f"{field_path(e['loc'], default)}: {e['msg']}" for e in errors)
+    """``path: message; path: message`` for pydantic-style error dicts; a check of a whole
+    model (no path) whose message names its own places is given as it is."""
+    return "; ".join(_line(e, default) for e in errors)
+
+
+def _line(error: Mapping[str, Any], default: str) -> str:
+    message = error["msg"]
+    if not tuple(error["loc"]) and error.get("type") == "value_error":
+        return message.removeprefix("Value error, ")
+    return f"{field_path(error['loc'], default)}: {message}"
 
 
 def describe(exc: ValidationError, default: str = "input") -> str:

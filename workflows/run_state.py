@@ -7,6 +7,7 @@ knows the workflow class.
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from temporalio import workflow
 
@@ -40,6 +41,8 @@ class RunState:
     every_failure_published: bool = False  # workflows.patches, decided when the run opens
     durable_writes: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
+    # The recorded outputs of the steps some later step references (domain.step_refs).
+    outputs: dict[str, Any] = field(default_factory=dict)
     config_: RunConfig | None = None
     failure_reason: str | None = None
 

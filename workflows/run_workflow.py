@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.runs import RunActivities
     from activities.steps import StepActivities
     from activities.traces import TraceActivities
-    from domain import contract
+    from domain import contract, step_refs
     from domain.enums import (
         AuthorizationDecision,
         IncidentCategory,
@@ -282,6 +282,7 @@ class RunWorkflow:
 
     async def _execute(self, inp: RunInput) -> Outcome:
         s = self.state
+        wanted = step_refs.referenced_ids([step.input for step in inp.steps])
         for index, step in enumerate(inp.steps):
             waits = 0
             approved: str | None = None  # the digest of this step's approval, once given
@@ -289,8 +290,13 @@ class RunWorkflow:
                 stopped = await self.control.checkpoint(index)
                 if stopped is not None:
                     return stopped
+                try:  # the earlier outputs it references, from the recorded results
+                    data = step_refs.resolve(step.input, s.outputs, f"steps.{index}.input")
+                except step_refs.RefError as exc:
+                    reason = f"step {index} ({step.skill}) not run: {exc}"
+                    return Outcome(RunStatus.FAILED, reason, self._failure_incident())
                 try:
-                    result = await self._step(index, step, approved)
+                    result = await self._step(index, step, data, approved)
                 except ActivityError as exc:
                     if is_cancellation(exc):
                         raise asyncio.CancelledError() from None
@@ -312,6 +318,8 @@ class RunWorkflow:
             s.cost += result.cost
             self.writes.changed()
             s.skills_used.append(step.skill)
+            if step.id in wanted and result.ok:
+                s.outputs[step.id] = result.output
             if result.hash:
                 s.prev_hash = result.hash
             if not result.ok:
@@ -320,7 +328,8 @@ class RunWorkflow:
             self.control.after_step(s.cost)
         return Outcome(RunStatus.SUCCEEDED)
 
-    async def _step(self, index: int, step: StepSpec, approved: str | None = None) -> StepResult:
+    async def _step(self, index: int, step: StepSpec, data: dict[str, Any],
+                    approved: str | None = None) -> StepResult:  # fmt: skip
         """One step activity. It returns ``waiting_for_slot`` (nothing ran) when the tenant is
         at its steps-in-flight limit; such a result cannot appear in a history recorded
         before the limit existed, so those histories replay unchanged."""
@@ -332,7 +341,7 @@ class RunWorkflow:
                 tenant_id=s.tenant_id,
                 index=index,
                 skill=step.skill,
-                input=step.input,
+                input=data,  # its references resolved
                 traced=s.traced,
                 prev_hash=s.prev_hash,
                 cost_so_far=s.cost,

@@ -367,3 +367,19 @@ async def test_alerts_are_the_tenants_own(api, sessions, tenant_keys):
     response = await api.get("/alerts", params={"limit": 10}, headers=mine.admin)
     assert response.status_code == 200
     assert [a["title"] for a in response.json()] == ["mine"]
+
+
+async def test_a_reference_to_a_later_step_is_422_naming_it_and_starts_nothing(
+    dev_env, api, sessions, tenant_keys
+):
+    keys = tenant_keys()
+    body = {"steps": [{"skill": "echo", "input": {"text": {"$ref": "steps.b.output.text"}}},
+                      {"id": "b", "skill": "echo", "input": {"text": "x"}}]}  # fmt: skip
+    response = await api.post("/runs", json=body, headers=keys.admin)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "invalid run: steps.0.input.text: reference 'steps.b.output.text' names a later step "
+        "(step 1); only earlier steps' outputs can be used")  # fmt: skip
+    assert count_where(sessions, Run.tenant_id == keys.tenant) == 0
+    started = [w async for w in dev_env.client.list_workflows(f'TenantId="{keys.tenant}"')]
+    assert started == []

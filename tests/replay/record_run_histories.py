@@ -122,8 +122,21 @@ async def main() -> None:
             await wait_paused(handle)
             await handle.cancel()
 
+        flow = [
+            {"id": "greet", "skill": "echo", "input": {"text": "hello"}},
+            {
+                "skill": "template",
+                "input": {
+                    "template": "$g, world",
+                    "variables": {"g": {"$ref": "steps.greet.output.text"}},
+                },
+            },
+            {"skill": "echo", "input": {"text": {"$ref": "steps.greet.output.nope"}}},
+        ]
         scenarios = {
             "completed": dict(payload={"tenant_id": tenant, "steps": steps}),
+            # Data between steps: a resolved reference, then one the output does not have.
+            "data_flow": dict(payload={"tenant_id": tenant, "steps": flow}),
             "denied": dict(payload={"tenant_id": tenant, "steps": steps, "budget": "5"}),
             "skill_failed": dict(payload={"tenant_id": tenant, "steps": [
                 {"skill": "template", "input": {"template": "$nope"}}, *steps]}),

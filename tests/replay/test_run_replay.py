@@ -43,6 +43,10 @@ def test_the_paths_that_matter_are_recorded():
     assert manifest["loosening_option_refused"]["result"] == {"workflow_failed": "ApplicationError"}
     assert (statuses["approved_step"], manifest["approved_step"]["result"]["steps_done"]) == (
         "succeeded", 2)  # fmt: skip
+    # Data between steps: the second step used the first's output, the third's reference
+    # named what the output does not have (the run failed before it ran).
+    assert (statuses["data_flow"], manifest["data_flow"]["result"]["steps_done"]) == (
+        "failed", 2)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(RUNS.manifest))
