@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -24,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         TransitionRequest,
     )
     from domain.outcome import Outcome
-    from domain.phases import PhaseInvariantError, check_transition
+    from domain.phases import check_transition
     from workflows import durable_writes
     from workflows.run_state import RunState
 
@@ -62,15 +61,12 @@ class RunWrites:
         after: TransitionRequest | None = None,
     ) -> TransitionRequest:
         """The next phase change (from the current phase, or from ``after`` when it is
-        committed in the same write), its phase→status invariant asserted."""
+        committed in the same write), its phase→status invariant asserted: a
+        PhaseInvariantError is a bug, and fails the workflow *task* (not the run), which
+        Temporal retries without history events until a fixed worker takes it."""
         s = self.state
         from_phase, seq = (s.phase, s.seq) if after is None else (after.to_phase, after.seq)
-        try:
-            check_transition(from_phase, to, status)
-        except PhaseInvariantError as exc:
-            raise ApplicationError(
-                str(exc), type="PhaseInvariantError", non_retryable=True
-            ) from exc
+        check_transition(from_phase, to, status)
         return TransitionRequest(
             run_id=s.run_id,
             seq=seq + 1,
