@@ -13,7 +13,7 @@ from db.queries.alerts import list_alerts, list_findings, list_suppressed
 from db.queries.deliveries import delivery_stats, failing_deliveries
 from db.queries.sinks import list_attempts
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
-from runtime.schedules import RECONCILE_SCHEDULE_ID
+from runtime.schedules import RECONCILE_SCHEDULE_ID, update_reconcile_schedule
 from services.alerts import save_tenant_settings
 from services.ledger import utcnow
 
@@ -78,9 +78,23 @@ async def reconcile(
     timeout: Annotated[
         float, typer.Option(help="seconds to wait (default 300)", show_default=False)
     ] = 300,
+    update_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--update-schedule",
+            help=f"apply these settings to the schedule {RECONCILE_SCHEDULE_ID} (workers "
+            "create it but never change it), keeping whether it is paused",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     client = await ctx.client()
+    if update_schedule:
+        done = await update_reconcile_schedule(client, ctx.settings)
+        print(f"schedule {RECONCILE_SCHEDULE_ID} {done}: every "
+              f"{ctx.settings.reconcile_interval_seconds:g} s on task queue "
+              f"{ctx.settings.task_queue}")  # fmt: skip
+        return
     if trigger:
         await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).trigger()
         print(f"triggered schedule {RECONCILE_SCHEDULE_ID}")

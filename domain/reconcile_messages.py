@@ -49,6 +49,11 @@ class ReconcileInput(Strict):
     page_size: int = Field(default=500, ge=1, le=5000)
     ack_lookback_seconds: int = Field(default=3600, ge=0)
     ack_overlap_seconds: int = Field(default=300, ge=0)
+    # Patch bounded-reconcile-state: a run continues as new after this long (so that the
+    # schedule's per-run timeout bounds one run), carrying at most this many of the runs
+    # it already reconciled (one reconciled again is harmless: its findings are idempotent).
+    run_budget_seconds: int = Field(default=600, ge=0, le=86400)
+    max_seen_carried: int = Field(default=1000, ge=0, le=100_000)
     as_of: datetime | None = None
     ack_since: datetime | None = None
     scan_pass: ScanPass = ScanPass.OVERDUE

@@ -57,3 +57,9 @@ SKILLS_CHECKED_AT_OPEN = "skills-checked-at-open"
 # end, governance rolled back after 5 attempts whatever the cause, a step failed the run
 # after 3 attempts even when only the database was down).
 DURABLE_WRITES = "durable-writes"
+
+# ReconcileWorkflow: a continue-as-new carries at most ``max_seen_carried`` of the runs
+# already reconciled, and a run continues as new after ``run_budget_seconds`` too,
+# so its state is bounded and the schedule's per-run timeout bounds one run (before: every
+# run reconciled was carried, and only Temporal's suggestion continued it).
+BOUNDED_RECONCILE_STATE = "bounded-reconcile-state"

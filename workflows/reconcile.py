@@ -53,7 +53,11 @@ with workflow.unsafe.imports_passed_through():
         ScanRequest,
     )
     from workflows.errors import describe_validation_error, one_object
-    from workflows.patches import PURGE_EXPIRED_ROWS, REPORT_RECONCILE_FAILURE
+    from workflows.patches import (
+        BOUNDED_RECONCILE_STATE,
+        PURGE_EXPIRED_ROWS,
+        REPORT_RECONCILE_FAILURE,
+    )
 
 MAX_REPORTS = 200
 # Purge calls per reconciliation (each at most RetentionPolicy.max_pages pages): a backlog
@@ -124,7 +128,9 @@ class ReconcileWorkflow:
         as_of = inp.as_of or workflow.now()
         ack_since = inp.ack_since or self._ack_since(inp, as_of)
         state = inp.model_copy(update={"as_of": as_of, "ack_since": ack_since})
-        seen = set(state.seen)  # a run with many overdue rows spans pages: reconcile it once
+        # A run with many overdue rows spans pages: reconcile it once (insertion-ordered).
+        seen = dict.fromkeys(state.seen)
+        bounded = workflow.patched(BOUNDED_RECONCILE_STATE)
         passes = [ScanPass.OVERDUE, ScanPass.UNEXPECTED_ACKS]
         if workflow.patched(CROSS_CHECK_OPEN_RUNS):
             passes.append(ScanPass.OPEN_RUNS)
@@ -146,13 +152,23 @@ class ReconcileWorkflow:
                 if scan_pass == ScanPass.OPEN_RUNS:
                     await self._cross_check(state, page, fresh, seen, as_of)
                 elif fresh:
-                    seen.update(fresh)
+                    seen.update(dict.fromkeys(fresh))
                     self._add(state, await self._describe_and_record(fresh, as_of))
                 state.pages_done += 1
                 if page.next is None:
                     break
                 cursor = page.next
-                if workflow.info().is_continue_as_new_suggested():
+                # Patch bounded-reconcile-state: also after the run's time budget, carrying
+                # only the most recent of the runs reconciled (ReconcileInput).
+                budget = timedelta(seconds=state.run_budget_seconds)
+                suggested = workflow.info().is_continue_as_new_suggested()
+                if bounded and (suggested or workflow.now() - workflow.info().start_time >= budget):
+                    carried = (
+                        list(seen)[-state.max_seen_carried :] if state.max_seen_carried else []
+                    )
+                    update = {"scan_pass": scan_pass, "cursor": cursor, "seen": carried}
+                    workflow.continue_as_new(state.model_copy(update=update))
+                if not bounded and workflow.info().is_continue_as_new_suggested():
                     update = {"scan_pass": scan_pass, "cursor": cursor, "seen": sorted(seen)}
                     workflow.continue_as_new(state.model_copy(update=update))
         purged = await workflow.execute_activity(
@@ -219,7 +235,7 @@ class ReconcileWorkflow:
         state: ReconcileInput,
         page: ScanPage,
         fresh: list[str],
-        seen: set[str],
+        seen: dict[str, None],
         as_of: datetime,
     ) -> None:
         """Open runs of one page (not reconciled earlier in this pass): those whose workflow
@@ -232,7 +248,7 @@ class ReconcileWorkflow:
             ReconcileActivities.cross_check, CrossCheckRequest(runs=runs), **RECONCILE_ACTIVITY
         )
         if closed:
-            seen.update(s.run_id for s in closed)
+            seen.update(dict.fromkeys(s.run_id for s in closed))
             self._add(state, await self._record(closed, as_of))
 
     async def _record(self, states: list[RunState], as_of: datetime) -> list[RunReport]:

@@ -5,6 +5,7 @@ activity that never returns), then is terminated; its deadlines are one second a
 it starts (run_timeout_seconds=1, finalize grace 0), so ReconcileWorkflow finds it.
 """
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,7 @@ from domain.contract import (
     START_TRACE,
     record_step,
 )
+from domain.reconcile_messages import ReconcileInput
 from domain.reconciler import ReconciliationStatus, reconcile
 from services.audit import load_contract
 from services.ledger import ack
@@ -36,6 +38,7 @@ from tests.reconcile_support import (
     wait_overdue,
     wait_until,
 )
+from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -257,3 +260,33 @@ async def test_reconciling_twice_changes_nothing(dev_env, fast, sessions, task_q
     assert first.run_failed and not second.run_failed  # the first failed its open row
     assert first.model_copy(update={"new_findings": 0, "run_failed": False}) == second
     assert snapshot() == after_first
+
+
+async def test_a_long_reconciliation_continues_as_new_with_bounded_state(
+    dev_env, fast, sessions, task_queue
+):
+    """Patch bounded-reconcile-state: past its time budget (0 here) a reconciliation
+    continues as new at the next page, carrying at most ``max_seen_carried`` runs; the chain
+    still finds every stale run once."""
+    stale_ids = [f"can-stale-{i}-{task_queue}" for i in range(2)]
+    for run_id in stale_ids:
+        await crash_run(dev_env, fast, sessions, task_queue, run_id, "steps.execute",
+                        lambda r=run_id: run_phase(sessions, r) == "EXECUTING")  # fmt: skip
+    await wait_overdue(sessions, stale_ids)
+    workflow_id = f"reconcile-can-{task_queue}"
+    inp = ReconcileInput(page_size=3, run_budget_seconds=0, max_seen_carried=1)
+    async with running_worker(dev_env.client, fast, sessions, task_queue):
+        handle = await dev_env.client.start_workflow(
+            ReconcileWorkflow.run, inp, id=workflow_id, task_queue=task_queue
+        )
+        await handle.result()  # follows the chain to its last run
+        first = dev_env.client.get_workflow_handle(
+            workflow_id, run_id=handle.first_execution_run_id
+        )
+        events = (await first.fetch_history()).events
+    continued = events[-1].workflow_execution_continued_as_new_event_attributes
+    assert continued.new_execution_run_id, "the first run did not continue as new"
+    carried = json.loads(continued.input.payloads[0].data)
+    assert len(carried["seen"]) <= 1 and carried["cursor"] is not None
+    for run_id in stale_ids:
+        assert ("STALE", "orchestrator", "finalize_run") in findings(sessions, run_id)
