@@ -213,7 +213,31 @@ async def record_failed(client: Client, settings: Settings, sessions) -> dict:  
     return {"workflow_id": workflow_id, **failed}
 
 
-SCENARIOS = ("manual", "scheduled", "purge", "failed")
+async def record_continued(client: Client, env: WorkflowEnvironment, settings: Settings,
+                           sessions) -> dict:  # noqa: ANN001  # fmt: skip
+    """A chain: past its time budget (0) each run continues as new at the next page with
+    bounded state (patch bounded-reconcile-state); ``continued`` is its first run (it ends
+    in continue-as-new), ``continued_last`` its last."""
+    stale = f"rec-can-{uuid.uuid4().hex[:6]}"
+    await crash_run(
+        env, settings, sessions, QUEUE, stale, "steps.execute",
+        lambda: run_phase(sessions, stale) == "EXECUTING",
+    )  # fmt: skip
+    await wait_overdue(sessions, [stale])
+    workflow_id = f"reconcile-continued-{uuid.uuid4().hex[:8]}"
+    inp = ReconcileInput(page_size=1, run_budget_seconds=0, max_seen_carried=1)
+    async with running_worker(client, settings, sessions, QUEUE):
+        handle = await client.start_workflow(
+            ReconcileWorkflow.run, inp, id=workflow_id, task_queue=QUEUE
+        )
+        summary = ReconcileSummary.model_validate(await handle.result())
+        last = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    await save(client, "continued", workflow_id, handle.first_execution_run_id)
+    await save(client, "continued_last", workflow_id, last)
+    return {"workflow_id": workflow_id, "totals": summary.totals.model_dump()}
+
+
+SCENARIOS = ("manual", "scheduled", "purge", "failed", "continued")
 
 
 async def main(names: list[str]) -> None:
@@ -248,6 +272,9 @@ async def main(names: list[str]) -> None:
                 scenarios["purge"] = await record_purge(env.client, settings, sessions)
             if "failed" in wanted:
                 scenarios["failed"] = await record_failed(env.client, settings, sessions)
+            if "continued" in wanted:
+                chain = await record_continued(env.client, env, settings, sessions)
+                scenarios["continued"] = scenarios["continued_last"] = chain
         finally:
             await env.shutdown()
             engine.dispose()

@@ -6,7 +6,9 @@ of the Schedule, which reads the first run's result (its ack watermark); both we
 recorded before the patch ``purge-expired-rows`` (they end with the orchestration log).
 ``purge`` purges expired rows over several ``reconcile.purge_expired`` calls; ``failed``
 writes its ``reconciliation.failed`` event (patch ``report-reconciliation-failure``) and
-fails. The histories recorded before the patch ``cross-check-open-runs`` (two passes, no
+fails; ``continued`` is the first run of a chain that continues as new past its time
+budget with bounded state (patch ``bounded-reconcile-state``), ``continued_last`` its last.
+The histories recorded before the patch ``cross-check-open-runs`` (two passes, no
 cross-check of open runs) are in tests/histories/reconcile-before-cross-check-open-runs and
 replay too.
 """
@@ -23,7 +25,11 @@ from temporalio.workflow import NondeterminismError
 from domain.reconcile_messages import ReconcileInput, ReconcileSummary
 from tests.replay.recorded import Recorded
 from tests.replay.recorded import replayer as recorded_replayer
-from workflows.patches import PURGE_EXPIRED_ROWS, REPORT_RECONCILE_FAILURE
+from workflows.patches import (
+    BOUNDED_RECONCILE_STATE,
+    PURGE_EXPIRED_ROWS,
+    REPORT_RECONCILE_FAILURE,
+)
 from workflows.reconcile import CROSS_CHECK_OPEN_RUNS, ReconcileWorkflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,7 +66,7 @@ def patches(hist: WorkflowHistory) -> list[str]:
     ]
 
 
-RECONCILED = [(r, n) for r, n in ALL if n not in ("purge", "failed")]
+RECONCILED = [(r, n) for r, n in ALL if n not in ("purge", "failed", "continued", "continued_last")]
 
 
 @pytest.mark.parametrize(("recorded", "name"), ALL, ids=[f"{r.folder.name}/{n}" for r, n in ALL])
@@ -131,3 +137,14 @@ class PurgeFirstReconcile:
 async def test_a_changed_workflow_fails_replay():
     with pytest.raises(NondeterminismError):
         await replayer(PurgeFirstReconcile).replay_workflow(history("manual"))
+
+
+def test_a_continued_reconciliation_carries_bounded_state():
+    first, last = history("continued"), history("continued_last")
+    continued = first.events[-1].workflow_execution_continued_as_new_event_attributes
+    assert continued.new_execution_run_id
+    carried = ReconcileInput.model_validate_json(continued.input.payloads[0].data)
+    assert len(carried.seen) <= carried.max_seen_carried == 1 and carried.cursor is not None
+    for hist in (first, last):
+        assert any(BOUNDED_RECONCILE_STATE in marker for marker in patches(hist))
+    assert last.events[-1].HasField("workflow_execution_completed_event_attributes")
