@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from db.engine import make_session_factory
+from runtime.payload_codec import payload_codec
 from runtime.settings import Settings
 from runtime.stack import open_database
 from runtime.temporal_client import connect
@@ -55,7 +56,8 @@ class Context:
     async def client(self) -> Client:
         if self._client is None:
             address = self.settings.temporal_address or f"127.0.0.1:{self.settings.temporal_port}"
-            self._client = await connect(address, self.settings.temporal_namespace)
+            codec = payload_codec(self.settings.payload_encryption_keys)
+            self._client = await connect(address, self.settings.temporal_namespace, codec=codec)
         return self._client
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """Starting and controlling runs through Temporal: shared by the CLI, the demo and the API."""
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from domain import search_attributes
 from domain.enums import Phase, RunStatus
 from domain.ids import run_workflow_id
 from domain.models import (
+    MAX_RUN_INPUT_BYTES,
     ApproveRequest,
     PauseRequest,
     ResumeRequest,
@@ -61,6 +63,12 @@ class RunIdInUseError(RunRequestError):
 
 
 def validate_run_input(payload: dict[str, Any]) -> RunInput:
+    size = len(json.dumps(payload, default=str).encode())
+    if size > MAX_RUN_INPUT_BYTES:
+        raise RunRequestError(
+            f"invalid run: its input is {size} bytes; at most {MAX_RUN_INPUT_BYTES} (larger data "
+            "belongs in a step that fetches it, e.g. http, or in a tenant secret)"
+        )
     try:
         run_input = RunInput.model_validate(payload)
     except ValidationError as exc:

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Fernet key (urlsafe base64, 32 bytes) for tenant secrets; unset: a key file
     # DATA_DIR/secrets.key, created on first use with mode 0600.
     secrets_key: str | None = None
+    # Comma-separated Fernet keys that encrypt every Temporal payload of the client and the
+    # worker (the first encrypts, all decrypt: rotation); unset: payloads in clear
+    # (runtime.payload_codec; README "Security model").
+    payload_encryption_keys: str | None = None
     http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # The promotion authority a key acts with when the key names none: key authority →
     # candidate authority type (domain.candidates); an authority not listed may not promote.

@@ -1,6 +1,7 @@
 """Connecting to Temporal with the pydantic data converter, and registering search attributes."""
 
 import asyncio
+import dataclasses
 import time
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -11,21 +12,32 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.service import RPCError
 
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
 from runtime.embedded_temporal import TemporalConfigError
 
 
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    """The pydantic data converter, with the payload codec when there is one."""
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
 async def connect(
-    address: str, namespace: str, interceptors: list[Interceptor] | None = None
+    address: str,
+    namespace: str,
+    interceptors: list[Interceptor] | None = None,
+    codec: PayloadCodec | None = None,
 ) -> Client:
     """A client, or a one-line TemporalConfigError naming TEMPORAL_ADDRESS."""
     try:
         return await Client.connect(
             address,
             namespace=namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(codec),
             interceptors=interceptors or [],
         )
     except (RuntimeError, RPCError) as exc:
@@ -35,14 +47,16 @@ async def connect(
         ) from exc
 
 
-async def connect_when_ready(address: str, namespace: str, timeout: float) -> Client:
+async def connect_when_ready(
+    address: str, namespace: str, timeout: float, codec: PayloadCodec | None = None
+) -> Client:
     """A client once the server is ready: it accepts a connection AND its namespace
     answers (a dev server opens its port before its frontend is healthy). Retried until
     ``timeout``; the TemporalConfigError then carries the last error seen."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client = await connect(address, namespace)
+            client = await connect(address, namespace, codec=codec)
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=namespace)
             )
