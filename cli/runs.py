@@ -26,13 +26,15 @@ app = typer.Typer()
 
 
 def parse_step(text: str) -> dict[str, Any]:
-    """SKILL or SKILL:JSON-INPUT, e.g. echo:'{"text":"hi"}'."""
-    skill, _, raw = text.partition(":")
+    """[ID=]SKILL[:JSON-INPUT], e.g. echo:'{"text":"hi"}' or greet=echo:'{"text":"hi"}' (an
+    id that later steps' references name: {"$ref": "steps.greet.output.text"})."""
+    head, _, raw = text.partition(":")
+    step_id, _, skill = head.rpartition("=")
     try:
         data = json.loads(raw) if raw else {}
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"step {text!r}: input is not JSON ({exc.msg})") from None
-    return {"skill": skill, "input": data}
+    return {"skill": skill, "input": data, **({"id": step_id} if step_id else {})}
 
 
 RunId = Annotated[str, typer.Argument()]

@@ -52,3 +52,13 @@ def test_problems_name_every_bad_reference_with_its_place():
     ]
     assert referenced_ids([s[1] for s in steps]) == {"a", "b", "zz"}
     assert refs_in({"plain": {"$refs": "not one"}}) == []
+
+
+def test_the_cli_step_flag_takes_an_id():
+    from cli.runs import parse_step
+
+    assert parse_step('greet=echo:{"text":"hi"}') == {
+        "id": "greet", "skill": "echo", "input": {"text": "hi"}}  # fmt: skip
+    assert parse_step('template:{"template":"a=b"}') == {
+        "skill": "template", "input": {"template": "a=b"}}  # fmt: skip
+    assert parse_step("echo") == {"skill": "echo", "input": {}}
