@@ -317,6 +317,22 @@ class RunControl:
         if self._next_baseline is not None:
             self._baseline, self._next_baseline = self._next_baseline, None
 
+    async def after_execution(self) -> None:
+        """Execution is over (patch ``late-control-refused``): a stop or a pause that arrived
+        during the last step (or the step that ended the run) has nothing left to act on —
+        it is refused, audited like any refusal, and the status no longer says it is
+        requested; refusals not yet recorded are recorded now."""
+        late = "arrived while the run's last step ran: no step was left to"
+        if self.stop is not None:
+            reason = f"{late} stop ({self.stop.reason})"
+            self.refusals.append(("stop", reason, self.stop.actor))
+            self.stop = None
+        if self.pending_pause is not None:
+            reason = f"{late} pause ({self.pending_pause.reason})"
+            self.refusals.append(("pause", reason, self.pending_pause.actor))
+            self.pending_pause = None
+        await self.record_refusals()
+
     async def record_refusals(self) -> None:
         while self.refusals:
             signal, reason, actor = self.refusals.pop(0)

@@ -63,3 +63,9 @@ DURABLE_WRITES = "durable-writes"
 # so its state is bounded and the schedule's per-run timeout bounds one run (before: every
 # run reconciled was carried, and only Temporal's suggestion continued it).
 BOUNDED_RECONCILE_STATE = "bounded-reconcile-state"
+
+# A stop or a pause that arrives while a run's last step runs is refused once execution is
+# over (audited SIGNAL_REFUSED, the status no longer says it is requested), and refusals
+# that arrived then are recorded (before: both were dropped while the status query still
+# said stop_requested).
+LATE_CONTROL_REFUSED = "late-control-refused"

@@ -213,6 +213,8 @@ class RunWorkflow:
         # EXECUTING: the steps, with control at every step boundary
         outcome = await self._execute(inp)
         self.state.execution_over = True
+        if self.state.late_control_refused:
+            await self.control.after_execution()
 
         # GOVERNANCE_CHECK (a saga) → FINALIZING → COMPLETED / FAILED
         return await self._govern_and_finalize(outcome)
@@ -229,6 +231,7 @@ class RunWorkflow:
         s.failed_runs_fail = workflow.patched(patches.FAILED_RUNS_FAIL)
         s.every_failure_published = workflow.patched(patches.EVERY_FAILURE_PUBLISHED)
         s.durable_writes = workflow.patched(patches.DURABLE_WRITES)
+        s.late_control_refused = workflow.patched(patches.LATE_CONTROL_REFUSED)
         opened = await self.writes.must(
             RunActivities.open,
             OpenRunRequest(
