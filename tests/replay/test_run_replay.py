@@ -23,6 +23,7 @@ BEFORE_PATCHES = {
     patches.EVERY_FAILURE_PUBLISHED: Recorded("run-before-every-failure-published"),
     patches.DURABLE_WRITES: Recorded("run-before-durable-writes"),
     patches.SKILLS_CHECKED_AT_OPEN: Recorded("run-before-skills-checked-at-open"),
+    patches.LATE_CONTROL_REFUSED: Recorded("run-before-late-control-refused"),
 }
 
 
