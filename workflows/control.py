@@ -72,6 +72,8 @@ class RunControl:
         self._pauses = 0
         self._refusals_recorded = 0
         self._started_at: datetime | None = None
+        # When the run's run_timeout_seconds is over (patch run-timeout-enforced), else None.
+        self.run_deadline: datetime | None = None
         self._baseline: dict[str, Any] = {}
         self._last_check_at: datetime | None = None
         self._checked_at_open = False
@@ -177,6 +179,9 @@ class RunControl:
     def start(self, started_at: datetime, auth: AuthorizeResult, checked: bool = False) -> None:
         """The run is authorized; ``checked``: runs.open recorded the check before step 0."""
         self._started_at = started_at
+        if self.state.run_timeout_enforced:  # in workflow time (the database's clock may differ)
+            timeout = timedelta(seconds=self.state.config.run_timeout_seconds)
+            self.run_deadline = workflow.now() + timeout
         if checked:
             self._checked_at_open = True
             self._last_check_at = workflow.now()
@@ -203,6 +208,8 @@ class RunControl:
         await self.record_refusals()
         if self.stop is not None:
             return self.stopped_outcome()
+        if self.timed_out():
+            return self.timed_out_outcome()
         outcome = await self._policy_check(index)
         if outcome is not None:
             return outcome
@@ -220,6 +227,16 @@ class RunControl:
 
     def _should_act(self) -> bool:
         return self.stop is not None or self.pending_pause is not None or bool(self.refusals)
+
+    def timed_out(self) -> bool:
+        return self.run_deadline is not None and workflow.now() >= self.run_deadline
+
+    def timed_out_outcome(self) -> Outcome:
+        """Past run_timeout_seconds: the run fails at the next step boundary or pause."""
+        seconds = self.state.config.run_timeout_seconds
+        reason = f"run timeout: not done within run_timeout_seconds={seconds}"
+        spec = IncidentSpec(IncidentCategory.RUN_FAILURE, Severity.HIGH, "Run timed out")
+        return Outcome(RunStatus.FAILED, reason, spec)
 
     def stopped_outcome(self) -> Outcome:
         assert self.stop is not None

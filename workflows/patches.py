@@ -69,3 +69,8 @@ BOUNDED_RECONCILE_STATE = "bounded-reconcile-state"
 # that arrived then are recorded (before: both were dropped while the status query still
 # said stop_requested).
 LATE_CONTROL_REFUSED = "late-control-refused"
+
+# A run's run_timeout_seconds is enforced: past it, the run fails (RUN_FAILURE incident) at
+# the next step boundary or while paused — an ESCALATEd pause waits no longer than that
+# (before: the setting only dated the finalize_run expectation, and ESCALATE waited forever).
+RUN_TIMEOUT_ENFORCED = "run-timeout-enforced"

@@ -141,6 +141,9 @@ async def hold(
         if control.stop is not None:
             await _resolve(control, pause, "STOPPED", control.stop.actor, resume_run=False)
             return control.stopped_outcome()
+        if control.timed_out():  # an ESCALATEd pause waits until the run's timeout, no longer
+            await _resolve(control, pause, "TIMED_OUT", SYSTEM, resume_run=False)
+            return control.timed_out_outcome()
         now = workflow.now()
         if not pause.warned and now >= pause.warn_at:
             await _update(control, pause, "WARNED")
@@ -150,6 +153,8 @@ async def hold(
             if expired is not KEEP_WAITING:
                 return expired
         wake = pause.next_wake()
+        if control.run_deadline is not None:
+            wake = control.run_deadline if wake is None else min(wake, control.run_deadline)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 control.has_news,

@@ -41,6 +41,7 @@ class RunState:
     every_failure_published: bool = False  # workflows.patches, decided when the run opens
     durable_writes: bool = False  # workflows.patches, decided when the run opens
     late_control_refused: bool = False  # workflows.patches, decided when the run opens
+    run_timeout_enforced: bool = False  # workflows.patches, decided when the run opens
     skills_used: list[str] = field(default_factory=list)
     # The recorded outputs of the steps some later step references (domain.step_refs).
     outputs: dict[str, Any] = field(default_factory=dict)

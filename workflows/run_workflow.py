@@ -232,6 +232,7 @@ class RunWorkflow:
         s.every_failure_published = workflow.patched(patches.EVERY_FAILURE_PUBLISHED)
         s.durable_writes = workflow.patched(patches.DURABLE_WRITES)
         s.late_control_refused = workflow.patched(patches.LATE_CONTROL_REFUSED)
+        s.run_timeout_enforced = workflow.patched(patches.RUN_TIMEOUT_ENFORCED)
         opened = await self.writes.must(
             RunActivities.open,
             OpenRunRequest(
