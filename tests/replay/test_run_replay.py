@@ -24,6 +24,7 @@ BEFORE_PATCHES = {
     patches.DURABLE_WRITES: Recorded("run-before-durable-writes"),
     patches.SKILLS_CHECKED_AT_OPEN: Recorded("run-before-skills-checked-at-open"),
     patches.LATE_CONTROL_REFUSED: Recorded("run-before-late-control-refused"),
+    patches.RUN_TIMEOUT_ENFORCED: Recorded("run-before-run-timeout-enforced"),
 }
 
 
