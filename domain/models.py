@@ -33,9 +33,9 @@ from domain.validation_errors import describe_first
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 MAX_MONEY = Decimal("1000000000")  # far below what Numeric(18, 6) holds
 MAX_SECONDS = 366 * 24 * 3600
-# A run's input travels in its workflow's history (its first event, and each continue):
-# kept well below Temporal's payload limits (2 MB per payload; a warning at 512 KB).
-MAX_RUN_INPUT_BYTES = 256 * 1024
+# A run's input travels in its workflow's history (its first event, and each step's own
+# input again): at most the HTTP API's body limit, half of Temporal's 2 MB payload limit.
+MAX_RUN_INPUT_BYTES = 1024 * 1024
 
 
 def _no_nul(value: Any, where: str = "input") -> None:

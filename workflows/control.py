@@ -72,6 +72,7 @@ class RunControl:
         self._pauses = 0
         self._refusals_recorded = 0
         self._started_at: datetime | None = None
+        self._stop_applied = False  # the run ended by its stop (after_execution refuses none)
         # When the run's run_timeout_seconds is over (patch run-timeout-enforced), else None.
         self.run_deadline: datetime | None = None
         self._baseline: dict[str, Any] = {}
@@ -239,7 +240,9 @@ class RunControl:
         return Outcome(RunStatus.FAILED, reason, spec)
 
     def stopped_outcome(self) -> Outcome:
+        """The run's end by its stop (a stop acted on: never refused afterwards)."""
         assert self.stop is not None
+        self._stop_applied = True
         reason = (
             f"stopped by {self.stop.actor.id} ({self.stop.actor.authority}): {self.stop.reason}"
         )
@@ -340,11 +343,12 @@ class RunControl:
         it is refused, audited like any refusal, and the status no longer says it is
         requested; refusals not yet recorded are recorded now."""
         late = "arrived while the run's last step ran: no step was left to"
-        if self.stop is not None:
+        if self.stop is not None and not self._stop_applied:
             reason = f"{late} stop ({self.stop.reason})"
             self.refusals.append(("stop", reason, self.stop.actor))
             self.stop = None
         if self.pending_pause is not None:
+            late = "the run was stopped: nothing left to" if self._stop_applied else late
             reason = f"{late} pause ({self.pending_pause.reason})"
             self.refusals.append(("pause", reason, self.pending_pause.actor))
             self.pending_pause = None

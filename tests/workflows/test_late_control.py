@@ -55,3 +55,21 @@ async def test_a_stop_during_the_last_step_is_refused_and_audited(
                              entity_id=run_id)}  # fmt: skip
     assert "no step was left to stop (changed my mind)" in refused["stop"]
     assert "no step was left to pause (MANUAL_PAUSE)" in refused["pause"]
+
+
+async def test_a_stop_acted_on_mid_run_is_not_also_refused(
+    dev_env, settings, sessions, task_queue, run_id
+):
+    tenant = new_tenant(sessions)
+    with local_server() as server:
+        allow_egress(sessions, tenant, server.url)
+        steps = [{"skill": "http", "input": {"url": f"{server.url}/slow/1"}},
+                 {"skill": "echo", "input": {"text": "never"}}]  # fmt: skip
+        async with running_worker(dev_env.client, settings, sessions, task_queue):
+            handle = await start_run(dev_env.client, task_queue, run_id,
+                                     {"tenant_id": tenant, "steps": steps})  # fmt: skip
+            await in_slow_step(server)
+            await handle.signal("stop", {"actor": ADMIN, "reason": "enough"})
+            result = await handle.result()
+    assert (result.phase, result.status, result.steps_done) == ("FAILED", "cancelled", 1)
+    assert rows(sessions, AuditLedgerEntry, event_type="SIGNAL_REFUSED", entity_id=run_id) == []
