@@ -17,6 +17,10 @@ keeps its ``${secret:NAME}`` placeholders everywhere but in the skill's own call
 skill returns is redacted before it is stored or returned, and the trace step's hash
 covers the digest of the values sent (domain.secret_refs, domain.hashchain).
 
+An agent's tool call that the workflow refused (``StepRequest.refusal``: a tool the agent
+may not call, arguments that are not a JSON object) is recorded as a failed step of skill
+``agent`` at once — neither judged nor run.
+
 The skill runs in a thread of its own (a daemon: one that hangs never holds up the
 worker's exit) while the activity heartbeats, so a worker that dies mid-step is noticed
 within the heartbeat timeout and a long healthy skill is not; past the skill's own time
@@ -180,6 +184,9 @@ class StepActivities:
             slot_id=f"{execution.workflow_id}/{execution.run_id}/{req.index}",
             default_limit=self.max_steps_in_flight,
         )
+        if req.refusal is not None:  # an agent's tool call refused: recorded, never run
+            refused = Executed(_failed(req.refusal))
+            return record_step(self.sessions, execution, req, refused, slot.slot_id)
         try:
             reserved, unreservable = self.registry.reserve(req.skill, req.input, self.skills), None
         except SkillError as exc:  # judged at the base cost; the step fails without running

@@ -9,6 +9,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from domain.candidates import CandidateSubmission
 from domain.enums import PauseReason
+from domain.evidence import ModelUsage
 from domain.models import ID_PATTERN, PauseView, RunOptions, RunStatusView, StepSpec, Strict
 
 YEAR = 366 * 24 * 3600
@@ -130,6 +131,10 @@ class RunView(Strict):
     stop_requested: bool = False
     failure_reason: str | None = None
     source: str = Field(description="workflow (status query), database, or temporal")
+    usage: list[ModelUsage] = Field(
+        default_factory=list,
+        description="per model: the run's llm calls so far, their tokens and cost (its trace)",
+    )
 
 
 class Health(Strict):

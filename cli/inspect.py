@@ -69,7 +69,18 @@ def evidence_text(e: dict) -> str:
         f"({p['policy']}, {p['authority_type']} {p['authority_id']})"
         for p in d["promotions"]
     ]
+    lines += usage_lines(e.get("usage") or [])
     return "\n".join(lines)
+
+
+def usage_lines(usage: list[dict]) -> list[str]:
+    """The run's usage per model (db.queries.evidence.run_usage), one line each."""
+    return [
+        f"usage {u['model']}: {u['calls']} calls" + (f" ({u['failed']} failed)" if u["failed"]
+                                                     else "")
+        + f", {u['input_tokens']} input and {u['output_tokens']} output tokens, cost {u['cost']}"
+        for u in usage
+    ]  # fmt: skip
 
 
 def proof_text(p: dict) -> str:

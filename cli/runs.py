@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import CliError, Context, Json, command, output, tenant_hint
+from cli.inspect import usage_lines
 from clients.runs import (
     ControlRefusedError,
     RunRequestError,
@@ -16,6 +17,7 @@ from clients.runs import (
     run_status,
     start_run,
 )
+from db.queries.evidence import run_usage
 from domain.enums import Authority, PauseReason, Phase
 from domain.models import RunStatusView
 from services import control as control_service
@@ -114,6 +116,7 @@ async def status(ctx: Context, run_id: RunId, as_json: Json = False) -> None:
         view = await run_status(await ctx.client(), run_id)
     except RunRequestError as exc:
         raise CliError(str(exc)) from None
+    shown = {**view.model_dump(mode="json"), "usage": _usage(ctx, run_id)}
 
     def text(v: dict) -> str:
         line = (
@@ -128,9 +131,18 @@ async def status(ctx: Context, run_id: RunId, as_json: Json = False) -> None:
             )
         if v["failure_reason"]:
             line += f"\n  reason: {v['failure_reason']}"
-        return line
+        return "\n  ".join([line, *usage_lines(v["usage"])])
 
-    output(as_json, view, text)
+    output(as_json, shown, text)
+
+
+def _usage(ctx: Context, run_id: str) -> list[dict]:
+    """The run's usage per model so far, from its trace (none without a database here)."""
+    try:
+        with ctx.existing_sessions() as session:
+            return [u.model_dump(mode="json") for u in run_usage(session, run_id)]
+    except CliError:
+        return []
 
 
 @command(app, "pause", help="pause a run")

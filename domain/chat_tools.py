@@ -3,7 +3,8 @@
 The shape the chat-completions API takes: ``{"type": "function", "function": {"name",
 "description", "parameters"}}``, ``parameters`` a JSON schema of type object. Names are
 unique in a step. The model answers with tool calls; the llm skill returns them as
-``tool_calls`` and runs none of them.
+``tool_calls`` and runs none of them. An agent step (domain.agent) offers its tools built
+from the skill catalog's input schemas (``function_tool``).
 """
 
 from typing import Annotated, Any, Literal
@@ -53,3 +54,22 @@ ToolDefinitions = Annotated[
 def wire_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     """The tools as the request carries them (unset fields left out)."""
     return [t.model_dump(exclude_none=True) for t in tools]
+
+
+def function_tool(name: str, description: str, schema: dict[str, Any]) -> ToolDefinition:
+    """The tool a skill is for a model: its name, its description and its input's JSON
+    schema as the parameters (pydantic's ``title`` keys left out: the name says it)."""
+    return ToolDefinition(
+        function=FunctionDefinition(
+            name=name, description=description or None, parameters=_untitled(schema)
+        )
+    )
+
+
+def _untitled(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _untitled(v) for k, v in schema.items()
+                if not (k == "title" and isinstance(v, str))}  # fmt: skip
+    if isinstance(schema, list):
+        return [_untitled(v) for v in schema]
+    return schema

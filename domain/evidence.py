@@ -141,6 +141,18 @@ class DecisionsEvidence(ReadModel):
     promotions: list[PromotionEvidence] = Field(default_factory=list)
 
 
+class ModelUsage(ReadModel):
+    """What one model did for a run: its calls (the run's ``llm`` steps, an agent's model
+    calls among them, read from the trace), the tokens of their returned usage, their cost."""
+
+    model: str = Field(description="the model that answered (else the one asked for)")
+    calls: int
+    failed: int = Field(description="calls that failed (no usage, no cost)")
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+
 class RunEvidence(ReadModel):
     """Everything linked to one run by its run id."""
 
@@ -151,6 +163,7 @@ class RunEvidence(ReadModel):
     incidents: list[IncidentEvidence]
     policy_evaluations: list[PolicyEvaluationEvidence]
     decisions: DecisionsEvidence
+    usage: list[ModelUsage] = Field(default_factory=list)
 
 
 class ProofStatus(StrEnum):

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from domain.chat_tools import ToolDefinition
 from domain.enums import (
     Authority,
     AuthorizationDecision,
@@ -69,6 +70,10 @@ class OpenRunResult(Strict):
     started_at: datetime
     authorization: AuthorizeResult
     first_check_recorded: bool = False
+    # The tools the run's agent steps offer their model, from the worker's catalog when the
+    # run opened (domain.agent.tool_definitions): recorded here, so a replay never depends
+    # on which plugins a worker has. Empty for a run without agent steps.
+    agent_tools: list[ToolDefinition] = Field(default_factory=list)
 
 
 class AmendContractRequest(Strict):
@@ -126,6 +131,9 @@ class StepRequest(Strict):
     cost_so_far: Decimal = Decimal(0)
     budget: Decimal | None = None
     approved_digest: str | None = None  # the approval this attempt of the step carries
+    # An agent's tool call refused before it could run (domain.agent.plan_calls): recorded
+    # as a step that did not run, this its error; neither judged nor run.
+    refusal: str | None = None
 
 
 class StepPrevention(Strict):

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain import step_refs
+from domain import agent, step_refs
 from domain.enums import (
     Authority,
     ObservabilityMode,
@@ -81,6 +81,10 @@ def skill_problem(catalog: SkillCatalog, skill: str, raw: dict[str, Any]) -> str
     input with references to earlier outputs is checked once they are resolved, when the
     step runs (steps.execute); here only its skill."""
     try:
+        if skill == agent.AGENT:  # its tools too; references only in its prompts
+            catalog.entry(skill)
+            problem = agent.input_problem(raw, catalog.names)
+            return None if problem is None else f"input for skill {skill!r}: {problem}"
         if step_refs.refs_in(raw):
             catalog.entry(skill)
             return None
@@ -151,6 +155,22 @@ class RunInput(Strict):
         found = step_refs.problems([(s.id, s.input) for s in self.steps])
         if found:
             raise ValueError("; ".join(found[:5]))
+        return self
+
+    @model_validator(mode="after")
+    def _agent_budgets_fit(self) -> "RunInput":
+        """An agent's own budget is at most the run's (when both are given)."""
+        for index, step in enumerate(self.steps):
+            own = step.input.get("budget") if step.skill == agent.AGENT else None
+            if own is None or self.budget is None:
+                continue
+            try:
+                over = Decimal(str(own)) > self.budget
+            except ArithmeticError:
+                continue  # not a number: the agent's input refuses it
+            if over:
+                raise ValueError(f"steps.{index}.input.budget: {own} exceeds the run's "
+                                 f"budget {self.budget}")  # fmt: skip
         return self
 
 

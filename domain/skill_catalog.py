@@ -22,8 +22,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from domain.agent import AGENT as AGENT_NAME
+from domain.agent import AgentInput
 from domain.chat_tools import ToolDefinitions
 
 ENTRY_POINT_GROUP = "governed_runs.skills"
@@ -252,9 +254,41 @@ class HttpInput(_SkillInput):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class ToolCallFunction(_SkillInput):
+    name: str = Field(min_length=1, max_length=200)
+    arguments: str  # JSON, as the model wrote it
+
+
+class MessageToolCall(_SkillInput):
+    """A call the model asked for, as it comes back in the assistant's message."""
+
+    id: str = Field(min_length=1, max_length=200)
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
 class ChatMessage(_SkillInput):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    """One message of a conversation: ``system``, ``user`` and ``assistant`` messages carry
+    ``content``; an assistant message may carry the ``tool_calls`` the model asked for
+    instead, and each call's result comes back as a ``tool`` message naming its
+    ``tool_call_id`` (an agent step's conversation, domain.agent)."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[MessageToolCall] | None = Field(default=None, min_length=1)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _shaped_for_its_role(self) -> "ChatMessage":
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("tool_calls: only an assistant message carries tool calls")
+        if (self.tool_call_id is not None) != (self.role == "tool"):
+            raise ValueError("tool_call_id: a tool message (and only one) names the call "
+                             "it answers")  # fmt: skip
+        if self.content is None and self.tool_calls is None:
+            raise ValueError("content: required (an assistant message may carry tool_calls "
+                             "instead)")  # fmt: skip
+        return self
 
 
 class LlmInput(_SkillInput):
@@ -267,9 +301,10 @@ class LlmInput(_SkillInput):
     temperature: float | None = Field(default=None, ge=0, le=2)
     tools: ToolDefinitions | None = None  # offered to the model; its calls come back
 
-    def chat_messages(self) -> list[dict[str, str]]:
+    def chat_messages(self) -> list[dict[str, Any]]:
+        """The messages as the request carries them (unset fields left out)."""
         if self.messages:
-            return [m.model_dump() for m in self.messages]
+            return [m.model_dump(exclude_none=True) for m in self.messages]
         return [{"role": "user", "content": self.prompt or ""}]
 
 
@@ -291,3 +326,17 @@ BUILT_IN_SKILLS = (ECHO, TEMPLATE, HTTP, LLM)
 BUILT_IN_CATALOG = SkillCatalog.of(BUILT_IN_SKILLS, BUILT_IN, "unregistered")
 """The built-in skills alone: what runs started before patch skills-checked-at-open were
 validated against inside the workflow (and still are, when one replays)."""
+
+# The agent step: a skill of the catalog (named, described, its input validated like any
+# step's) whose execution is RunWorkflow's own (workflows.agent_loop), so no entry point
+# registers it and no plugin can replace it: domain.skill_discovery puts it first.
+AGENT = Skill(AGENT_NAME, AgentInput, "domain.agent:run_by_the_workflow",
+              "An agent: a model that calls the tools it may use, driven by the workflow; "
+              "each model call and each tool call is a governed step of its own.",
+              cost=CostModel.fixed("0"))  # fmt: skip
+
+
+def workflow_entries(version: str) -> dict[str, CatalogEntry]:
+    """The skills the workflow runs itself (the agent), as catalog entries."""
+    return {AGENT.name: CatalogEntry(AGENT, BUILT_IN, version,
+                                     f"{AGENT.name} (driven by RunWorkflow)")}  # fmt: skip

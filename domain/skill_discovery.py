@@ -11,7 +11,8 @@ name. One that fails to import, names something else or declares a bad skill is 
 catalog lists it under ``failures`` (``starter.py skills`` shows it as failed to load). A
 skill name already taken is refused for the later entry point: the built-in skills come
 first, then the plugins by distribution name and entry-point name, so which one wins does
-not depend on the order of sys.path.
+not depend on the order of sys.path. The agent step (domain.skill_catalog.AGENT) is in every
+catalog, ahead of them all: it is RunWorkflow's own, registered by no entry point.
 """
 
 import functools
@@ -28,6 +29,7 @@ from domain.skill_catalog import (
     LoadFailure,
     Skill,
     SkillCatalog,
+    workflow_entries,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,13 @@ def _version_of(ep: metadata.EntryPoint) -> str:
     return (dist.version if dist is not None else None) or "unknown"
 
 
+def _project_version() -> str:
+    try:
+        return metadata.version(PROJECT_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _label(ep: metadata.EntryPoint) -> str:
     return f"{ep.name} = {ep.value}"
 
@@ -70,7 +79,7 @@ def discover(entry_points: Iterable[metadata.EntryPoint] | None = None) -> Skill
     if entry_points is None:
         entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
     ordered = sorted(entry_points, key=_load_order)
-    entries: dict[str, CatalogEntry] = {}
+    entries = workflow_entries(_project_version())  # the agent: before any entry point
     if not any(source_of(ep) == BUILT_IN for ep in ordered):
         _add_unregistered_built_ins(entries)
     failures: list[LoadFailure] = []

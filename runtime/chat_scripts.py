@@ -18,6 +18,9 @@ Turns:
   on any of them adds response headers (a ``Set-Cookie``, say).
 
 Token usage is counted (``counted_usage``) unless a turn or the server fixes it.
+
+``DEMO_AGENT_SCRIPT`` is the demo's model (cli.demo, model ``DEMO_AGENT_MODEL``): an agent
+that calls two tools, then one its tenant's rule blocks.
 """
 
 import hashlib
@@ -191,3 +194,22 @@ def completion_body(
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+DEMO_AGENT_MODEL = "demo-agent"
+DEMO_AGENT_SCRIPT = (
+    Turn.calls(
+        ToolCall("echo", {"text": "ticket 42: the printer on floor 3 is on fire"}),
+        ToolCall(
+            "template",
+            {
+                "template": "$priority: $what",
+                "variables": {"priority": "P1", "what": "printer fire, floor 3"},
+            },
+        ),
+    ),
+    Turn.calls(ToolCall("http", {"url": "https://status.example.com/api/printers/3"})),
+    Turn.reply("P1: the printer on floor 3 is on fire; facilities are paged."),
+)
+"""Turn 0: two tool calls (echo, template); turn 1: an http call (the demo's rule blocks
+it); turn 2, never reached in the demo: the answer."""

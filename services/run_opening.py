@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Run, StopRequest, Tenant
 from db.queries.limits import runs_in_flight
 from domain import contract
+from domain.agent import planned_skills, tool_definitions
+from domain.chat_tools import ToolDefinition
 from domain.control import Baseline, LiveState, decide, effective_budget, find_violations
 from domain.enums import AuthorizationDecision, Phase, PolicyDecision, RunStatus, TenantStatus
 from domain.governance import LooseningRefused, TenantGovernance, resolve_config
@@ -103,14 +105,18 @@ def open_run(
     ``defaults``: the worker's governance settings (the tenant's own go over them, the
     run's options may only tighten: OptionRefused otherwise, nothing written);
     ``max_runs_in_flight``: a tenant's limit unless it has its own; ``skills``: the
-    catalog every step must fit (SkillRefused otherwise, nothing written)."""
+    catalog every step must fit (SkillRefused otherwise, nothing written), whose input
+    schemas become the tools the run's agent steps offer (``agent_tools``)."""
 
     def write(session: Session) -> OpenRunResult:
+        tools: list[ToolDefinition] = []
         if skills is not None:
             refuse_unknown_skills(req.steps, skills)
+            tools = tool_definitions(skills, [(s.skill, s.input) for s in req.steps])
         config = run_config(session, req, defaults)
         opened = _write_opening(session, req, config, utcnow(), execution.run_id,
                                max_runs_in_flight)  # fmt: skip
+        opened = opened.model_copy(update={"agent_tools": tools})
         if opened.first_check_recorded:
             first_checks.append(req.tenant_id)
         return opened
@@ -188,8 +194,9 @@ def decide_authorization(
         return AuthorizeResult(
             decision=denied, reason=f"tenant {tenant.id!r} is {tenant.status}", **versions
         )
-    if tenant.allowed_skills is not None:
-        refused = sorted({s.skill for s in req.steps} - set(tenant.allowed_skills))
+    if tenant.allowed_skills is not None:  # an agent's tools are skills it uses
+        used = {n for s in req.steps for n in planned_skills(s.skill, s.input)}
+        refused = sorted(used - set(tenant.allowed_skills))
         if refused:
             return AuthorizeResult(
                 decision=denied,

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.steps import StepActivities
     from activities.traces import TraceActivities
     from domain import contract, step_refs
+    from domain.agent import AGENT
     from domain.enums import (
         AuthorizationDecision,
         IncidentCategory,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.outcome import RUN_FAILURE_TYPES, IncidentSpec, Outcome
     from domain.skill_catalog import BUILT_IN_CATALOG, SkillCatalog
     from workflows import patches, run_details
+    from workflows.agent_loop import AgentLoop
     from workflows.control import RunControl
     from workflows.control_updates import ControlUpdates
     from workflows.errors import (
@@ -81,6 +83,7 @@ class RunWorkflow:
         self.writes = RunWrites(self.state)
         self.control = RunControl(self.state, self.writes)
         self.updates = ControlUpdates(self.control)
+        self.agent = AgentLoop(self.state, self.writes, self.control, self._prevented)
         self.writes.on_change = lambda: run_details.publish(self.control)
 
     # ----- operator surface -------------------------------------------------------
@@ -247,6 +250,7 @@ class RunWorkflow:
             ),
         )
         s.config_ = opened.config
+        self.agent.offer(opened.agent_tools)
         if opened.authorization.decision == AuthorizationDecision.ALLOWED:
             self.writes.entered(authorized)
         return opened
@@ -288,10 +292,17 @@ class RunWorkflow:
         s = self.state
         wanted = step_refs.referenced_ids([step.input for step in inp.steps])
         for index, step in enumerate(inp.steps):
+            if step.skill == AGENT:  # driven here, each call a step (workflows.agent_loop)
+                later = len(inp.steps) - index - 1
+                ended = await self.agent.run(index, step, later, step.id in wanted)
+                if ended is not None:
+                    return ended
+                continue
+            at = s.steps_done  # its index in the trace: ``index`` but after an agent step
             waits = 0
             approved: str | None = None  # the digest of this step's approval, once given
             while True:  # again without a free steps-in-flight slot, or once approved
-                stopped = await self.control.checkpoint(index)
+                stopped = await self.control.checkpoint(at)
                 if stopped is not None:
                     return stopped
                 try:  # the earlier outputs it references, from the recorded results
@@ -300,7 +311,7 @@ class RunWorkflow:
                     reason = f"step {index} ({step.skill}) not run: {exc}"
                     return Outcome(RunStatus.FAILED, reason, self._failure_incident())
                 try:
-                    result = await self._step(index, step, data, approved)
+                    result = await self._step(at, step, data, approved)
                 except ActivityError as exc:
                     if is_cancellation(exc):
                         raise asyncio.CancelledError() from None
@@ -318,7 +329,7 @@ class RunWorkflow:
                 await self.control.wait_for_slot(waits)
             if result.prevented is not None:  # judged before it ran: it did not run
                 return self._prevented(result.prevented)
-            s.steps_done = index + 1
+            s.steps_done = at + 1
             s.cost += result.cost
             self.writes.changed()
             s.skills_used.append(step.skill)

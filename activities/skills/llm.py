@@ -13,7 +13,9 @@ from the returned usage.
 - **Tools.** ``tools`` (OpenAI tool definitions) are offered to the model; the tool calls
   it answers with are returned as ``tool_calls`` (``[{id, type, function: {name,
   arguments}}]``, the arguments as the model wrote them, JSON or not) beside ``text``,
-  ``model`` and ``usage``; none is run here.
+  ``model`` and ``usage``; none is run here. The messages may carry them back: an
+  assistant message with its ``tool_calls``, and a ``tool`` message per call with its
+  ``tool_call_id`` and result (what an agent step sends, workflows.agent_loop).
 - **Telemetry.** Each attempt is one ``chat {model}`` span with the GenAI metrics
   (observability.genai).
 """
@@ -61,10 +63,17 @@ def reservation(data: LlmInput, ctx: SkillContext) -> Decimal:
     whole completion budget (the call is sent with it as max_tokens). The tools offered
     are prompt too: each character of their JSON a token."""
     messages = data.chat_messages()
-    prompt_tokens = sum(len(m["content"]) + FRAMING_TOKENS_PER_MESSAGE for m in messages)
+    prompt_tokens = sum(message_chars(m) + FRAMING_TOKENS_PER_MESSAGE for m in messages)
     if data.tools:
         prompt_tokens += len(json.dumps(wire_tools(data.tools)))
     return price(prompt_tokens, max_tokens(data, ctx), ctx)
+
+
+def message_chars(message: dict[str, Any]) -> int:
+    """The characters of a message the model reads: its content, and the JSON of the tool
+    calls an assistant message carries (an agent's conversation, domain.agent)."""
+    calls = message.get("tool_calls")
+    return len(message.get("content") or "") + (len(json.dumps(calls)) if calls else 0)
 
 
 def max_tokens(data: LlmInput, ctx: SkillContext) -> int:

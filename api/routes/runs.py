@@ -48,6 +48,8 @@ from clients.runs import (
     start_run,
 )
 from db.models import Run
+from db.queries.evidence import run_usage
+from domain.evidence import ModelUsage
 from domain.models import RunStatusView
 from runtime.settings import Settings
 from services import control
@@ -112,7 +114,8 @@ async def create_run(
 async def get_run(
     run_id: RunId, caller: Caller, client: ClientDep, sessions: SessionsDep
 ) -> RunView:
-    """Live state from the workflow's status query while it runs, else the run row."""
+    """Live state from the workflow's status query while it runs, else the run row; with
+    the usage per model of its llm calls so far (from its trace)."""
     try:
         handle, description = await owned_workflow(client, run_id, caller)
     except HTTPException:
@@ -122,15 +125,20 @@ async def get_run(
         return _from_row(row, "UNKNOWN")
     view = await _live_status(handle, description)
     if view is not None:
-        return RunView(
-            **view.model_dump(), workflow_status=description.status.name, source="workflow"
-        )
+        usage = await run_in_threadpool(_usage, sessions, run_id)
+        return RunView(**view.model_dump(), workflow_status=description.status.name,
+                       source="workflow", usage=usage)  # fmt: skip
     row = await run_in_threadpool(_run_row, sessions, run_id, caller.tenant_id)
     return (
         _from_row(row, _status_name(description))
         if row
         else _not_created(run_id, caller, description)
     )
+
+
+def _usage(sessions: sessionmaker[Session], run_id: str) -> list[ModelUsage]:
+    with sessions() as session:
+        return run_usage(session, run_id)
 
 
 async def _live_status(
@@ -164,6 +172,7 @@ def _run_row(sessions: sessionmaker[Session], run_id: str, tenant_id: str) -> di
             "cost": run.cost,
             "budget": run.budget,
             "failure_reason": run.failure_reason,
+            "usage": run_usage(session, run.id),
         }
 
 

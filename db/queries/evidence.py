@@ -2,12 +2,14 @@
 
 Each part comes from its own table (incidents, policy evaluations with their prevention
 records and limit breaches, policy checks, pause records, promotion decisions of the
-candidates the run caused, the audit ledger, traces).
+candidates the run caused, the audit ledger, traces — the usage per model is its llm
+trace steps).
 Rolled-back rows are returned with their status, never hidden. Given a ``tenant_id``, a
 run of another tenant is reported exactly like an unknown run.
 """
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -36,6 +38,7 @@ from domain.evidence import (
     GovernanceMetadata,
     IncidentEvidence,
     LimitBreachEvidence,
+    ModelUsage,
     PauseEvidence,
     PolicyCheckEvidence,
     PolicyEvaluationEvidence,
@@ -95,6 +98,7 @@ def run_evidence(session: Session, run_id: str, tenant_id: str | None = None) ->
             for i in incidents
         ],
         policy_evaluations=_evaluations(session, run_id),
+        usage=run_usage(session, run_id),
         decisions=DecisionsEvidence(
             authorization=AuthorizationEvidence(
                 decision=run.authorization_decision, reason=run.authorization_reason
@@ -106,6 +110,32 @@ def run_evidence(session: Session, run_id: str, tenant_id: str | None = None) ->
             promotions=_promotions(session, run_id),
         ),
     )
+
+
+LLM_SKILL = "llm"
+DEFAULT_MODEL = "(the worker's LLM_MODEL)"  # a failed call that named no model
+
+
+def run_usage(session: Session, run_id: str) -> list[ModelUsage]:
+    """The run's usage per model, by name: its ``llm`` trace steps (planned ones and an
+    agent's model calls alike), the tokens their outputs report and their cost."""
+    steps = session.execute(
+        select(TraceStep.input, TraceStep.output, TraceStep.cost, TraceStep.status)
+        .where(TraceStep.run_id == run_id, TraceStep.skill == LLM_SKILL)
+    ).all()  # fmt: skip
+    found: dict[str, dict] = {}
+    for sent, got, cost, status in steps:
+        model = str((got or {}).get("model") or (sent or {}).get("model") or DEFAULT_MODEL)
+        usage = (got or {}).get("usage") or {}
+        row = found.setdefault(model, {"model": model, "calls": 0, "failed": 0,
+                                       "input_tokens": 0, "output_tokens": 0,
+                                       "cost": Decimal(0)})  # fmt: skip
+        row["calls"] += 1
+        row["failed"] += status != "OK"
+        row["input_tokens"] += int(usage.get("prompt_tokens") or 0)
+        row["output_tokens"] += int(usage.get("completion_tokens") or 0)
+        row["cost"] += cost
+    return [ModelUsage(**found[m]) for m in sorted(found)]
 
 
 def _prevention(r: PreventionRecord) -> PreventionEvidence:

@@ -15,6 +15,7 @@ from tests.plugins.plugin_support import entry_points_under, installed_with, wri
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT_INS = {"echo", "template", "http", "llm"}
+WORKFLOW_SKILLS = {"agent"}  # in every catalog, registered by no entry point (RunWorkflow's)
 
 
 def test_the_built_in_skills_are_entry_points_of_the_project():
@@ -24,7 +25,8 @@ def test_the_built_in_skills_are_entry_points_of_the_project():
             if ep.group == ENTRY_POINT_GROUP}  # fmt: skip
     assert ours == BUILT_INS, "reinstall the project (make install) to register them"
     catalog = discover()
-    assert {n for n, e in catalog.entries.items() if e.source == BUILT_IN} == BUILT_INS
+    built_in = {n for n, e in catalog.entries.items() if e.source == BUILT_IN}
+    assert built_in == BUILT_INS | WORKFLOW_SKILLS
     assert catalog.entries["echo"].entry_point == "echo = domain.skill_catalog:ECHO"
     assert catalog.entries["echo"].version == metadata.version("governed-runs")
 
@@ -36,7 +38,7 @@ def test_the_example_plugin_is_discovered_with_its_distribution_and_version():
         assert entry.source == "governed-runs-example-skills"
         assert entry.version == metadata.version("governed-runs-example-skills")
     assert catalog.failures == ()
-    assert catalog.describe()["skills"][0]["name"] == "echo"  # by name
+    assert catalog.describe()["skills"][0]["name"] == "agent"  # by name
 
 
 def _broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -107,7 +109,7 @@ def test_objects_that_are_no_skill_are_refused_with_the_reason(tmp_path):
         "declares skill 'Bad Name', not 'bad' (the entry point's name)",
     ]
     assert errors["gone"].startswith("failed to import: AttributeError:")
-    assert set(catalog.entries) == BUILT_INS  # only what was declared well
+    assert set(catalog.entries) == BUILT_INS | WORKFLOW_SKILLS  # only what was declared well
 
 
 def test_without_registered_built_ins_they_are_still_there_and_first(tmp_path, caplog):
@@ -127,7 +129,8 @@ def test_without_registered_built_ins_they_are_still_there_and_first(tmp_path, c
 def test_the_catalog_validates_and_describes():
     catalog: SkillCatalog = installed_catalog()
     assert catalog.validate("word_count", {"text": "a b"}).model_dump() == {"text": "a b", "top": 3}
-    with pytest.raises(ValueError, match=r"unknown skill 'nope' \(known skills: echo, http, "):
+    known = r"unknown skill 'nope' \(known skills: agent, echo, http, "
+    with pytest.raises(ValueError, match=known):
         catalog.validate("nope", {})
     [word_count] = [s for s in catalog.describe()["skills"] if s["name"] == "word_count"]
     assert word_count["cost_model"] == {"kind": "fixed", "amount": "0.00002"}
@@ -135,3 +138,13 @@ def test_the_catalog_validates_and_describes():
     assert word_count["timeout_seconds"] == 10
     [llm] = [s for s in catalog.describe()["skills"] if s["name"] == "llm"]
     assert llm["cost_model"]["kind"] == "metered" and llm["calls_out"] is True
+
+
+def test_the_agent_is_the_workflows_and_no_plugin_takes_its_name(tmp_path):
+    write_distribution(tmp_path, "agent-skills", {"agent": "domain.skill_catalog:AGENT"})
+    catalog = discover(entry_points_under(tmp_path))
+    entry = catalog.entries["agent"]
+    assert (entry.source, entry.entry_point) == (BUILT_IN, "agent (driven by RunWorkflow)")
+    assert entry.describe()["cost_model"] == {"kind": "fixed", "amount": "0"}
+    [failure] = [f for f in catalog.failures if f.entry_point.startswith("agent =")]
+    assert "duplicate skill name 'agent': already registered by built-in" in failure.error

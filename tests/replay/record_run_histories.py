@@ -31,6 +31,8 @@ from temporalio.testing import WorkflowEnvironment
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
+from runtime.chat_completions import chat_server
+from runtime.chat_scripts import ToolCall, Turn
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from runtime.settings import Settings
 from tests.faults import AFTER, BEFORE, activities_with_faults
@@ -69,14 +71,32 @@ async def record(env, settings, sessions, name, payload, *, faults=None, pause=F
     return {"workflow_id": handle.id, "result": result}
 
 
+# The agent scenarios' model (the local chat server): two tool calls, the second one a
+# BLOCKED rule prevents; and a call of a tool the agent does not have, then an answer.
+AGENT_SCRIPTS = {
+    "agent-tools": [Turn.calls(ToolCall("echo", {"text": "ticket 42"})),
+                    Turn.calls(ToolCall("template", {"template": "P1"})), Turn.reply("done")],
+    "agent-refused": [Turn.calls(ToolCall("delete_everything", {}),
+                                 ToolCall("echo", {"text": "x"})),
+                      Turn.reply("done without it")],
+}  # fmt: skip
+
+
+def agent(model: str) -> dict:
+    return {"id": "triage", "skill": "agent",
+            "input": {"model": model, "prompt": "Triage ticket 42.", "tools": ["echo", "template"],
+                      "max_turns": 4}}  # fmt: skip
+
+
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, chat_server(scripts=AGENT_SCRIPTS) as chat:
         engine = make_engine(f"sqlite:///{tmp}/record.db")
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
         settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=str(engine.url),
-                            policy_check_interval_seconds=0, policy_check_min_steps=1)  # fmt: skip
+                            policy_check_interval_seconds=0, policy_check_min_steps=1,
+                            llm_base_url=chat.base_url)  # fmt: skip
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
             data_converter=pydantic_data_converter,
@@ -175,6 +195,15 @@ async def main() -> None:
             # refused by runs.open (patch skills-checked-at-open), nothing written
             "unknown_skill": dict(payload={"tenant_id": tenant,
                                            "steps": [{"skill": "no_such_skill"}]}),
+            # An agent step (workflows.agent_loop): each model call and tool call a step;
+            # its second tool call prevented by a BLOCKED rule (the run fails policy) ...
+            "agent_tools": dict(payload={"tenant_id": no_template,
+                                         "steps": [agent("agent-tools")]}),
+            # ... and a call of a tool it does not have: refused, answered, recorded; then the
+            # model answers and a later step uses the answer.
+            "agent_refused": dict(payload={"tenant_id": tenant, "steps": [
+                agent("agent-refused"),
+                {"skill": "echo", "input": {"text": {"$ref": "steps.triage.output.text"}}}]}),
         }  # fmt: skip
         only = sys.argv[1:]
         unknown = sorted(set(only) - set(scenarios))
