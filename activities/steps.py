@@ -56,6 +56,7 @@ from domain.messages import StepRequest, StepResult
 from domain.secret_refs import redact, referenced_names, secrets_digest, substitute
 from domain.skill_catalog import STEP_HEARTBEAT_SECONDS
 from domain.skill_catalog import STEP_MAX_ATTEMPTS as MAX_ATTEMPTS
+from observability import genai
 from services import step_slots
 from services.ledger import utcnow
 from services.steps import Executed, admit, record_step
@@ -205,9 +206,15 @@ class StepActivities:
             return WAITING_FOR_SLOT  # returned at once: the worker slot goes to others
         if unreservable is not None:
             executed = Executed(_failed(str(unreservable)), verdict=admission.verdict)
-        else:
+        elif req.tool_call_id is None:
             executed = replace(self._execute(req, slot.slot_id, reserved),
                                verdict=admission.verdict)  # fmt: skip
+        else:  # an agent's tool call: its execute_tool span (GenAI conventions)
+            with genai.tool_call(req.skill, req.tool_call_id) as span:
+                executed = replace(self._execute(req, slot.slot_id, reserved),
+                                   verdict=admission.verdict)  # fmt: skip
+                if not executed.result.ok:
+                    genai.tool_failed(span, "tool_error")
         return record_step(self.sessions, execution, req, executed, slot.slot_id)
 
     def _execute(self, req: StepRequest, slot_id: str, reserved: Decimal) -> Executed:

@@ -134,6 +134,9 @@ class StepRequest(Strict):
     # An agent's tool call refused before it could run (domain.agent.plan_calls): recorded
     # as a step that did not run, this its error; neither judged nor run.
     refusal: str | None = None
+    # The model's id of the tool call this step answers (an agent's tool call): its
+    # ``execute_tool`` span carries it (observability.genai).
+    tool_call_id: str | None = None
 
 
 class StepPrevention(Strict):

@@ -157,3 +157,33 @@ def _finish(call: ChatCall, seconds: float) -> None:
     if call.usage is not None:
         for kind, count in zip(("input", "output"), call.usage, strict=True):
             found.token_usage.record(count, {**call.attributes, "gen_ai.token.type": kind})
+
+
+EXECUTE_TOOL = "execute_tool"
+
+
+@contextlib.contextmanager
+def tool_call(name: str, call_id: str | None) -> Iterator[Span]:
+    """The ``execute_tool {name}`` span (kind INTERNAL) of one tool call an agent's model
+    asked for, around the tool's run: ``gen_ai.operation.name`` ``execute_tool``,
+    ``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type`` ``function``; an
+    exception, or ``failed``, sets ``error.type`` and the span's status."""
+    attributes = {"gen_ai.operation.name": EXECUTE_TOOL, "gen_ai.tool.name": name,
+                  "gen_ai.tool.type": "function"}  # fmt: skip
+    if call_id:
+        attributes["gen_ai.tool.call.id"] = call_id
+    tracer = trace.get_tracer(INSTRUMENTATION)
+    with tracer.start_as_current_span(
+        f"{EXECUTE_TOOL} {name}", kind=SpanKind.INTERNAL, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as span:  # fmt: skip
+        try:
+            yield span
+        except BaseException as exc:
+            tool_failed(span, error_type(exc))
+            raise
+
+
+def tool_failed(span: Span, kind: str) -> None:
+    span.set_attribute("error.type", kind)
+    span.set_status(Status(StatusCode.ERROR, kind))

@@ -198,7 +198,8 @@ class AgentLoop:
             if stopped is not None:
                 return stopped
             try:
-                result = await self._step(at, skill, data, what, approved, refusal, run)
+                call_id = call.call_ids[0] if call and call.call_ids else None
+                result = await self._step(at, skill, data, what, approved, refusal, run, call_id)
             except ActivityError as exc:
                 if is_cancellation(exc):
                     raise asyncio.CancelledError() from None
@@ -228,7 +229,7 @@ class AgentLoop:
 
     async def _step(
         self, at: int, skill: str, data: dict[str, Any], what: str, approved: str | None,
-        refusal: str | None, run: _Agent,
+        refusal: str | None, run: _Agent, tool_call_id: str | None = None,
     ) -> StepResult:  # fmt: skip
         s = self.state
         return await workflow.execute_activity_method(
@@ -245,6 +246,7 @@ class AgentLoop:
                 budget=run.budget,
                 approved_digest=approved,
                 refusal=refusal,
+                tool_call_id=tool_call_id if refusal is None else None,
             ),
             summary=f"step {at + 1}/{s.steps_total} agent {what}",  # shown in the Web UI
             **(STEP_DURABLE if s.durable_writes else STEP),

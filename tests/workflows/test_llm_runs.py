@@ -98,3 +98,37 @@ async def test_each_attempt_is_one_chat_span_in_the_runs_tree_and_none_on_replay
     replayed = spans.exporter.get_finished_spans()[before:]
     assert not [s for s in replayed if s.name.startswith("chat ")]
     assert len(replayed) == 0, [s.name for s in replayed]
+
+
+async def test_an_agents_tool_calls_are_execute_tool_spans_in_the_runs_tree(
+    dev_env, settings, sessions, task_queue, run_id
+):
+    """GenAI conventions: each tool call the model asked for is an ``execute_tool {name}``
+    span with the call's id, in the run's trace beside the ``chat`` spans."""
+    spans = process_spans()
+    client = with_interceptors(dev_env.client, spans.telemetry.interceptors())
+    model = f"m-{run_id}"
+    tenant = new_tenant(sessions)
+    echo = ToolCall("echo", {"text": "ticket 42"})
+    broken = ToolCall("template", {"template": "$missing"})  # the tool fails: error.type
+    with chat_server() as server:
+        server.script(model, [Turn.calls(echo, broken), Turn.reply("done")])
+        llm_settings = settings.model_copy(update={"llm_base_url": server.base_url})
+        steps = [{"skill": "agent", "input": {"model": model, "prompt": "triage",
+                                              "tools": ["echo", "template"]}}]  # fmt: skip
+        async with running_worker(client, llm_settings, sessions, task_queue):
+            handle = await start_run(client, task_queue, run_id,
+                                     {"tenant_id": tenant, "steps": steps})  # fmt: skip
+            assert (await handle.result()).status == "succeeded"
+        sent = server.bodies()
+    mine = [s for s in spans.exporter.get_finished_spans() if s.attributes.get("run_id") == run_id]
+    tools = sorted((s for s in mine if s.name.startswith("execute_tool ")),
+                   key=lambda s: s.start_time)  # fmt: skip
+    assert [s.name for s in tools] == ["execute_tool echo", "execute_tool template"]
+    calls = next(m for m in sent[1]["messages"] if m["role"] == "assistant")["tool_calls"]
+    assert [s.attributes["gen_ai.tool.call.id"] for s in tools] == [c["id"] for c in calls]
+    assert {s.attributes["gen_ai.operation.name"] for s in tools} == {"execute_tool"}
+    assert [s.attributes.get("error.type") for s in tools] == [None, "tool_error"]
+    chats = [s for s in mine if s.name == f"chat {model}"]
+    assert len(chats) == 2
+    assert len({s.context.trace_id for s in [*tools, *chats]}) == 1  # one tree
