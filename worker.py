@@ -3,7 +3,9 @@
     python worker.py            # embedded Temporal + SQLite unless configured otherwise
     python worker.py --demo     # the same, plus the demo scenario once the worker is up
 
-Stops gracefully on SIGINT/SIGTERM (in-flight activities finish, the embedded server stops).
+Stops gracefully on SIGINT/SIGTERM: the worker stops polling, the activities in flight get
+GRACEFUL_SHUTDOWN_SECONDS (30) to finish and report, the rest are cancelled and retried
+elsewhere, and the runs go on on the next worker; then the embedded server stops.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from runtime.settings import Settings
 from runtime.stack import open_stack
 from runtime.temporal_client import with_interceptors
 from runtime.worker_factory import build_worker, egress
+from runtime.worker_versioning import WorkerConfigError, build_id, held_patches
 
 log = logging.getLogger("governed_runs.worker")
 
@@ -61,11 +64,14 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
             loop.add_signal_handler(sig, stop.set)
         ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if stack.embedded else "(external)"
         log.info(
-            "worker on task queue %s, Temporal %s (UI %s), database %s",
+            "worker on task queue %s, Temporal %s (UI %s), database %s, build %s/%s%s",
             settings.task_queue,
             stack.address,
             ui,
             stack.engine.url.render_as_string(hide_password=True),
+            settings.worker_deployment_name,
+            build_id(settings),
+            " (versioned)" if settings.worker_versioning else "",
         )
         if settings.metrics_enabled:
             log.info("Prometheus metrics on http://%s:%s/metrics", settings.metrics_host,
@@ -91,7 +97,8 @@ async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = No
                 for group, start in groups.items()
             ]
             await stop.wait()
-            log.info("shutting down")
+            log.info("shutting down: activities in flight get %g s to finish",
+                     settings.graceful_shutdown_seconds)  # fmt: skip
             await asyncio.gather(*tasks)
 
 
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     telemetry = None
     try:
         settings = Settings()
+        held_patches(settings)  # before anything starts: an unknown id ends the worker here
         telemetry = configure(prometheus=settings.metrics_enabled)
         with metrics_endpoint(settings, telemetry) as metrics_server:
             if metrics_server is not None:  # METRICS_PORT=0: egress protects the port taken
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         TemporalConfigError,
         ObservabilityConfigError,
         MetricsServerError,
+        WorkerConfigError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one-line operator error
         return 2

@@ -67,6 +67,32 @@ class Settings(BaseSettings):
         default=True, description="mirror TenantId/RunPhase/RunStatus (off: server lacks them)"
     )
 
+    # The worker (runtime.worker_options, runtime.worker_versioning; README "Reliability").
+    # ACTIVITY_THREADS above: slots for steps (regular activities); these: slots for the
+    # governance writes (local activities). The executor has a thread for every slot.
+    local_activity_threads: int = Field(default=16, ge=1)
+    # SIGTERM: activities in flight get this long to finish before they are cancelled.
+    graceful_shutdown_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # A dead worker's sticky queue hands a run's next workflow task on after this long.
+    sticky_queue_timeout_seconds: float = Field(default=2.0, gt=0, le=600)
+    # Heartbeats reach the server at least this often (a step heartbeats 4x per timeout).
+    heartbeat_throttle_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Runs kept in memory between their workflow tasks, ~0.23 MB each (1,000: a worker with
+    # 10,000 paused runs stays under 500 MB); an evicted run replays at its next task.
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    # Workflow tasks one worker holds at once (the SDK's default: 100): each holds the GIL
+    # in turn, so more of them only makes each slower (past the workflow task timeout).
+    workflow_task_slots: int = Field(default=16, ge=2)
+    # The Worker Deployment Version every worker reports; the build id defaults to a hash of
+    # the workflow code (workflows/, domain/). WORKER_VERSIONING=true opts into Worker
+    # Versioning (a new version gets tasks once made current); the behaviour applies to
+    # every workflow. HELD_PATCHES: patch ids new runs must not take yet.
+    worker_deployment_name: str = Field(default="governed-runs", pattern=r"^[^.\s]{1,200}$")
+    worker_build_id: str | None = Field(default=None, pattern=r"^\S{1,200}$")
+    worker_versioning: bool = False
+    worker_versioning_behavior: Literal["pinned", "auto_upgrade"] = "pinned"
+    held_patches: list[str] = Field(default_factory=list)
+
     # HTTP API (api/): served beside the worker by `python worker.py`, or alone by
     # `python -m api`. HTTP_ENABLED=false keeps the worker without it.
     http_host: str = "127.0.0.1"

@@ -7,10 +7,8 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
-from temporalio.worker import Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxRestrictions
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
 from activities.candidates import CandidateActivities
@@ -30,8 +28,8 @@ from domain.egress import parse_rules
 from domain.skill_catalog import SkillCatalog
 from domain.skill_discovery import installed_catalog
 from runtime.sandbox_bytecode import cache_workflow_bytecode
-from runtime.sandbox_runner import sandboxed_runner
 from runtime.settings import Settings
+from runtime.worker_options import worker_options
 from workflows.promote_candidate import PromoteCandidateWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.run_workflow import RunWorkflow
@@ -45,11 +43,13 @@ PASSTHROUGH = (
 )  # fmt: skip
 
 
-def workflow_runner(converter: DataConverter = pydantic_data_converter) -> WorkflowRunner:
-    """The sandbox, with PASSTHROUGH; context-free for ``converter`` (the workers' data
-    converter) when it has no codec or external storage (runtime.sandbox_runner)."""
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The SDK's own sandbox with PASSTHROUGH: what debug mode and plugins (OpenTelemetry)
+    recognise and extend. (A runner that skipped the sandbox's serialization-context
+    lookups saved ~11 ms of CPU per governed run, ~6 % of all its CPU: not worth an
+    SDK-internal interface; README "Reliability", docs/BENCHMARKS.md.)"""
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-    return sandboxed_runner(restrictions, converter)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 def skill_context(settings: Settings) -> SkillContext:
@@ -178,15 +178,19 @@ def build_worker(
     activities: list | None = None,
     executor: ThreadPoolExecutor | None = None,
 ) -> Worker:
+    """The worker of ``settings.task_queue`` (or ``task_queue``) with the options of
+    runtime.worker_options: slots, graceful shutdown, sticky queue, heartbeats, cache,
+    deployment version, held patches."""
     cache_workflow_bytecode(WORKFLOWS)
+    options = worker_options(settings)
+    if executor is not None:
+        options["activity_executor"] = executor
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities if activities is not None else build_activities(settings, sessions),
-        activity_executor=executor or ThreadPoolExecutor(settings.activity_threads),
-        workflow_runner=workflow_runner(client.data_converter),
-        max_concurrent_activities=settings.activity_threads,
-        max_concurrent_local_activities=settings.activity_threads,
+        workflow_runner=workflow_runner(),
         interceptors=[DatabaseOutages()],  # an outage fails an activity as DatabaseUnavailable
+        **options,
     )

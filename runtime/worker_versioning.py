@@ -27,7 +27,8 @@ from runtime.settings import Settings
 from workflows import patches
 from workflows.reconcile import CROSS_CHECK_OPEN_RUNS
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+# No Path.resolve() at import: the workflow sandbox re-imports modules that import this one.
+CHECKOUT = Path(__file__).parent.parent
 # The code whose change can change what a workflow commands (activities cannot).
 WORKFLOW_CODE = ("workflows", "domain")
 DISTRIBUTION = "governed-runs"
@@ -80,10 +81,8 @@ def known_patches() -> frozenset[str]:
     return frozenset(ids | {CROSS_CHECK_OPEN_RUNS})
 
 
-def patch_activation(settings: Settings) -> Callable[[PatchActivationInput], bool] | None:
-    """The SDK's patch activation callback: a patch in HELD_PATCHES is not taken by a new
-    run (``workflow.patched`` answers False and records nothing); None when none is held.
-    An id that is no patch is refused (a typo would hold nothing)."""
+def held_patches(settings: Settings) -> frozenset[str]:
+    """HELD_PATCHES; an id that is no patch is refused (a typo would hold nothing)."""
     held = frozenset(settings.held_patches)
     unknown = sorted(held - known_patches())
     if unknown:
@@ -91,6 +90,13 @@ def patch_activation(settings: Settings) -> Callable[[PatchActivationInput], boo
             f"HELD_PATCHES names no patch: {', '.join(unknown)} "
             f"(patches: {', '.join(sorted(known_patches()))})"
         )
+    return held
+
+
+def patch_activation(settings: Settings) -> Callable[[PatchActivationInput], bool] | None:
+    """The SDK's patch activation callback: a patch in HELD_PATCHES is not taken by a new
+    run (``workflow.patched`` answers False and records nothing); None when none is held."""
+    held = held_patches(settings)
     if not held:
         return None
 

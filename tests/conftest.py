@@ -100,6 +100,9 @@ def settings(db_engine: Engine, tmp_root: Path) -> Settings:
         database_url=db_engine.url.render_as_string(hide_password=False),
         policy_check_interval_seconds=0,
         policy_check_min_steps=1,
+        # In-process workers stop at the end of a test without waiting for a step left in
+        # flight (worker processes keep the default: tests/system/test_worker_graceful_shutdown).
+        graceful_shutdown_seconds=0,
     )
 
 

@@ -10,7 +10,6 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from runtime.sandbox_bytecode import cache_workflow_bytecode
 from runtime.settings import Settings
 from runtime.temporal_client import connect_when_ready, ensure_search_attributes
 from runtime.worker_factory import WORKFLOWS, build_activities, workflow_runner
+from runtime.worker_options import worker_options
 from tools.bench.bare import BareWorkflow, noop
 from tools.bench.probe import ActivityProbe
 from tools.chaos.processes import free_port
@@ -73,11 +73,9 @@ def bench_worker(env: BenchEnv, http: httpx.Client) -> Worker:
         task_queue=env.task_queue,
         workflows=workflows,
         activities=[*build_activities(settings, env.sessions, http), noop],
-        activity_executor=ThreadPoolExecutor(settings.activity_threads),
-        workflow_runner=workflow_runner(env.client.data_converter),
-        max_concurrent_activities=settings.activity_threads,
-        max_concurrent_local_activities=settings.activity_threads,
+        workflow_runner=workflow_runner(),
         interceptors=[env.probe],
+        **worker_options(settings),
     )
 
 
