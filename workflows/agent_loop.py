@@ -29,7 +29,6 @@ call that would not fit is prevented by the budget (failed_policy) before it run
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -37,7 +36,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.steps import StepActivities
@@ -50,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.outcome import IncidentSpec, Outcome
     from domain.validation_errors import describe_first
     from workflows.control import RunControl
-    from workflows.errors import is_cancellation, root_cause
     from workflows.options import STEP, STEP_DURABLE
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
@@ -191,30 +188,17 @@ class AgentLoop:
         s = self.state
         at = s.steps_done
         refusal = call.refusal if call is not None else None
-        waits = 0
-        approved: str | None = None  # the digest of this step's approval, once given
-        while True:
-            stopped = await self.control.checkpoint(at)
-            if stopped is not None:
-                return stopped
-            try:
-                call_id = call.call_ids[0] if call and call.call_ids else None
-                result = await self._step(at, skill, data, what, approved, refusal, run, call_id)
-            except ActivityError as exc:
-                if is_cancellation(exc):
-                    raise asyncio.CancelledError() from None
-                return _failed(f"{run.label}: step {at} ({skill}) could not run: "
-                               f"{root_cause(exc)}")  # fmt: skip
-            if result.approval_required is not None:  # held until approved
-                ended = await self.control.await_approval(result.approval_required)
-                if ended is not None:
-                    return ended
-                approved = result.approval_required.digest
-                continue
-            if not result.waiting_for_slot:
-                break
-            waits += 1
-            await self.control.wait_for_slot(waits)
+        call_id = call.call_ids[0] if call and call.call_ids else None
+
+        async def attempt(approved: str | None) -> StepResult:
+            return await self._step(at, skill, data, what, approved, refusal, run, call_id)
+
+        def could_not_run(cause: str) -> Outcome:
+            return _failed(f"{run.label}: step {at} ({skill}) could not run: {cause}")
+
+        result = await self.control.admitted_step(at, attempt, could_not_run)
+        if isinstance(result, Outcome):
+            return result
         if result.prevented is not None:  # judged before it ran: it did not run
             return self._prevented(run, result.prevented)
         s.steps_done = at + 1

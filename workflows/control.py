@@ -6,13 +6,16 @@ checkpoint (before each step), where it may write through activities.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities
@@ -29,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         AuthorizeResult,
         PolicyCheckRequest,
         RefusalRequest,
+        StepResult,
     )
     from domain.models import (
         Actor,
@@ -40,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
     )
     from domain.outcome import IncidentSpec, Outcome
-    from workflows.errors import describe_validation_error, one_object
+    from workflows.errors import describe_validation_error, is_cancellation, one_object, root_cause
     from workflows.pausing import SYSTEM, Pause, hold
     from workflows.run_state import RunState
     from workflows.run_writes import RunWrites
@@ -217,6 +221,41 @@ class RunControl:
         if self.pending_pause is not None:
             return await self._hold(self.pending_pause)
         return None
+
+    async def admitted_step(
+        self,
+        at: int,
+        attempt: Callable[[str | None], Awaitable[StepResult]],
+        could_not_run: Callable[[str], Outcome],
+    ) -> StepResult | Outcome:
+        """One step at trace index ``at``, as every step runs (planned or an agent's): the
+        checkpoint first, then ``attempt(approved_digest)`` — its step activity — again once
+        approved (REQUIRE_APPROVAL) or when a steps-in-flight slot is free. Its result (a
+        prevention included: the caller's to act on), or the Outcome that ends the run: the
+        checkpoint's, the approval pause's, or ``could_not_run(cause)`` when the activity
+        failed. An exception ``attempt`` raises before it schedules anything is the caller's."""
+        waits = 0
+        approved: str | None = None  # the digest of this step's approval, once given
+        while True:
+            stopped = await self.checkpoint(at)
+            if stopped is not None:
+                return stopped
+            try:
+                result = await attempt(approved)
+            except ActivityError as exc:
+                if is_cancellation(exc):
+                    raise asyncio.CancelledError() from None
+                return could_not_run(root_cause(exc))
+            if result.approval_required is not None:  # held until approved
+                ended = await self.await_approval(result.approval_required)
+                if ended is not None:
+                    return ended
+                approved = result.approval_required.digest
+                continue
+            if not result.waiting_for_slot:
+                return result
+            waits += 1
+            await self.wait_for_slot(waits)
 
     async def wait_for_slot(self, waits: int) -> None:
         """The tenant has no free steps-in-flight slot: wait (in workflow time, backing off

@@ -299,34 +299,25 @@ class RunWorkflow:
                     return ended
                 continue
             at = s.steps_done  # its index in the trace: ``index`` but after an agent step
-            waits = 0
-            approved: str | None = None  # the digest of this step's approval, once given
-            while True:  # again without a free steps-in-flight slot, or once approved
-                stopped = await self.control.checkpoint(at)
-                if stopped is not None:
-                    return stopped
-                try:  # the earlier outputs it references, from the recorded results
-                    data = step_refs.resolve(step.input, s.outputs, f"steps.{index}.input")
-                except step_refs.RefError as exc:
-                    reason = f"step {index} ({step.skill}) not run: {exc}"
-                    return Outcome(RunStatus.FAILED, reason, self._failure_incident())
-                try:
-                    result = await self._step(at, step, data, approved)
-                except ActivityError as exc:
-                    if is_cancellation(exc):
-                        raise asyncio.CancelledError() from None
-                    reason = f"step {index} ({step.skill}) could not run: {root_cause(exc)}"
-                    return Outcome(RunStatus.FAILED, reason, self._failure_incident())
-                if result.approval_required is not None:  # held until approved
-                    ended = await self.control.await_approval(result.approval_required)
-                    if ended is not None:
-                        return ended
-                    approved = result.approval_required.digest
-                    continue
-                if not result.waiting_for_slot:
-                    break
-                waits += 1
-                await self.control.wait_for_slot(waits)
+
+            async def attempt(approved: str | None, index: int = index, step: StepSpec = step,
+                              at: int = at) -> StepResult:  # fmt: skip
+                # the earlier outputs it references, from the recorded results (after the
+                # checkpoint: a RefError ends the run there)
+                data = step_refs.resolve(step.input, s.outputs, f"steps.{index}.input")
+                return await self._step(at, step, data, approved)
+
+            def could_not_run(cause: str, index: int = index, step: StepSpec = step) -> Outcome:
+                reason = f"step {index} ({step.skill}) could not run: {cause}"
+                return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+
+            try:
+                result = await self.control.admitted_step(at, attempt, could_not_run)
+            except step_refs.RefError as exc:
+                reason = f"step {index} ({step.skill}) not run: {exc}"
+                return Outcome(RunStatus.FAILED, reason, self._failure_incident())
+            if isinstance(result, Outcome):
+                return result
             if result.prevented is not None:  # judged before it ran: it did not run
                 return self._prevented(result.prevented)
             s.steps_done = at + 1
