@@ -15,7 +15,12 @@ from collections import defaultdict
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.execution import current_execution
@@ -57,10 +62,20 @@ def state_of(execution: WorkflowExecution, run_id: str) -> RunState:
 
 
 def owner(executions: list[WorkflowExecution], run: OpenRun) -> WorkflowExecution | None:
-    """The execution that opened the run (its row's execution id), else the latest one."""
-    if run.execution_id is not None:
-        return next((e for e in executions if e.run_id == run.execution_id), None)
-    return max(executions, key=lambda e: e.start_time, default=None)
+    """The execution the run goes on in: the one that opened it (its row's execution id) or,
+    once that one continued as new, the latest of its workflow id; with no execution id,
+    the latest one."""
+    latest = max(executions, key=lambda e: e.start_time, default=None)
+    if run.execution_id is None:
+        return latest
+    opened = next((e for e in executions if e.run_id == run.execution_id), None)
+    if opened is not None and _continued(opened):
+        return latest
+    return opened
+
+
+def _continued(execution: WorkflowExecution | WorkflowExecutionDescription) -> bool:
+    return execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
 
 async def describe(client: Client, run_id: str, execution_id: str | None = None) -> RunState:
@@ -72,6 +87,8 @@ async def describe(client: Client, run_id: str, execution_id: str | None = None)
         if exc.status == RPCStatusCode.NOT_FOUND:
             return RunState(run_id=run_id, state=WorkflowState.NOT_FOUND)
         raise
+    if execution_id is not None and _continued(desc):  # the run goes on in a later execution
+        return await describe(client, run_id)
     return state_of(desc, run_id)
 
 

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.control import ControlActivities
+    from domain.continuation import RunContinuation
     from domain.control import RESUMABLE_BY, check_due, may_resume
     from domain.enums import (
         IncidentCategory,
@@ -178,6 +179,45 @@ class RunControl:
             escalated=p.escalated,
             approval=p.approval,
         )
+
+    # ----- continue-as-new (workflows.continuation) -----------------------------------
+
+    @property
+    def quiescent(self) -> bool:
+        """Nothing is in flight: no pause held or asked for, no stop, no resume, approval or
+        refusal waiting to be acted on, no policy state awaiting a resume — what a
+        continue-as-new may leave behind without carrying it."""
+        return (self.pause is None and self.pending_pause is None and self.stop is None
+                and not self.resumes and not self.approvals and not self.refusals
+                and self._next_baseline is None)  # fmt: skip
+
+    def carried(self) -> dict[str, Any]:
+        """This control's part of a RunContinuation (domain.continuation); only a quiescent
+        control is carried."""
+        assert self.quiescent, "a run continues as new only between pauses and signals"
+        return {
+            "consumed_digests": sorted(self.consumed_digests),
+            "pauses": self._pauses,
+            "refusals_recorded": self._refusals_recorded,
+            "started_at": self._started_at,
+            "run_deadline": self.run_deadline,
+            "baseline": dict(self._baseline),
+            "last_check_at": self._last_check_at,
+            "checked_at_open": self._checked_at_open,
+            "steps_since_check": self._steps_since_check,
+            "forced": self._forced,
+            "budget_warned": self._budget_warned,
+        }
+
+    def restore(self, carried: RunContinuation) -> None:
+        """Take over the decisions of the run before this continue-as-new."""
+        self.consumed_digests = set(carried.consumed_digests)
+        self._pauses, self._refusals_recorded = carried.pauses, carried.refusals_recorded
+        self._started_at, self.run_deadline = carried.started_at, carried.run_deadline
+        self._baseline = dict(carried.baseline)
+        self._last_check_at, self._checked_at_open = carried.last_check_at, carried.checked_at_open
+        self._steps_since_check, self._forced = carried.steps_since_check, carried.forced
+        self._budget_warned = carried.budget_warned
 
     # ----- checkpoints ----------------------------------------------------------------
 

@@ -74,3 +74,9 @@ LATE_CONTROL_REFUSED = "late-control-refused"
 # the next step boundary or while paused — an ESCALATEd pause waits no longer than that
 # (before: the setting only dated the finalize_run expectation, and ESCALATE waited forever).
 RUN_TIMEOUT_ENFORCED = "run-timeout-enforced"
+
+# A long run continues as new when Temporal suggests it (its history's event count or size
+# passed the namespace's suggestContinueAsNew limits), at the next boundary between two
+# planned steps with nothing in flight, carrying what it committed and decided
+# (workflows.continuation) (before: one history for the whole run, whatever its length).
+CONTINUE_AS_NEW_WHEN_SUGGESTED = "continue-as-new-when-suggested"

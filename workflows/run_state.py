@@ -12,11 +12,26 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.continuation import RunContinuation
     from domain.enums import Phase, RunStatus
     from domain.hashchain import GENESIS_HASH
     from domain.messages import RunFacts
     from domain.models import RunConfig, RunInput
     from domain.outcome import Outcome
+
+
+# The fields that hold a patch's answer: asked once when the run opens, carried across a
+# continue-as-new (a continued run never asks again).
+PATCH_FLAGS = (
+    "fewer_local_activities",
+    "refuse_late_resumes",
+    "failed_runs_fail",
+    "every_failure_published",
+    "durable_writes",
+    "late_control_refused",
+    "run_timeout_enforced",
+    "continue_as_new_when_suggested",
+)
 
 
 @dataclass
@@ -42,6 +57,7 @@ class RunState:
     durable_writes: bool = False  # workflows.patches, decided when the run opens
     late_control_refused: bool = False  # workflows.patches, decided when the run opens
     run_timeout_enforced: bool = False  # workflows.patches, decided when the run opens
+    continue_as_new_when_suggested: bool = False  # workflows.patches, decided when it opens
     skills_used: list[str] = field(default_factory=list)
     # The recorded outputs of the steps some later step references (domain.step_refs).
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +72,34 @@ class RunState:
             steps_total=len(inp.steps) if inp else 0,
             budget=inp.budget if inp else None,
         )
+
+    def carried(self) -> dict[str, Any]:
+        """This state's part of a RunContinuation (domain.continuation)."""
+        return {
+            "phase": self.phase,
+            "status": self.status,
+            "seq": self.seq,
+            "steps_done": self.steps_done,
+            "cost": self.cost,
+            "budget": self.budget,
+            "prev_hash": self.prev_hash,
+            "traced": self.traced,
+            "patches": {flag: getattr(self, flag) for flag in PATCH_FLAGS},
+            "skills_used": list(self.skills_used),
+            "outputs": dict(self.outputs),
+            "config": self.config,
+        }
+
+    def restore(self, carried: RunContinuation) -> None:
+        """Take over what the run before this continue-as-new had committed."""
+        self.phase, self.status, self.seq = carried.phase, carried.status, carried.seq
+        self.steps_done, self.cost, self.budget = carried.steps_done, carried.cost, carried.budget
+        self.prev_hash, self.traced = carried.prev_hash, carried.traced
+        for flag in PATCH_FLAGS:
+            setattr(self, flag, carried.patches.get(flag, False))
+        self.skills_used = list(carried.skills_used)
+        self.outputs = dict(carried.outputs)
+        self.config_ = carried.config
 
     @property
     def config(self) -> RunConfig:

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.traces import TraceActivities
     from domain import contract, step_refs
     from domain.agent import AGENT
+    from domain.continuation import RunContinuation
     from domain.enums import (
         AuthorizationDecision,
         IncidentCategory,
@@ -41,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import SKILLS, RunInput, RunResult, RunStatusView, StepSpec
     from domain.outcome import RUN_FAILURE_TYPES, IncidentSpec, Outcome
     from domain.skill_catalog import BUILT_IN_CATALOG, SkillCatalog
-    from workflows import patches, run_details
+    from workflows import continuation, patches, run_details
     from workflows.agent_loop import AgentLoop
     from workflows.control import RunControl
     from workflows.control_updates import ControlUpdates
@@ -73,7 +74,12 @@ class RunWorkflow:
     def __init__(self, *args: Any) -> None:
         # Untyped on purpose: a payload that is not one JSON object must reach this check
         # (and fail the run as InvalidRunInput), not fail the workflow task while decoding.
-        self._input, self._input_error = parse_run_input(args, workflow.info().workflow_id)
+        self._args, carried = continuation.split_args(args)
+        self._input, self._input_error = parse_run_input(self._args, workflow.info().workflow_id)
+        # Where the run before this one left it, when Temporal continued it as new.
+        self._continued: RunContinuation | None = None
+        if carried is not None and not self._input_error:
+            self._continued, self._input_error = continuation.parse(carried)
         run_id = (
             self._input.run_id
             if self._input and self._input.run_id
@@ -169,7 +175,7 @@ class RunWorkflow:
                 and not workflow.patched(patches.SKILLS_CHECKED_AT_OPEN)):  # fmt: skip
             # Started before the patch: its skills were checked here, the built-in ones.
             wid = workflow.info().workflow_id
-            _, self._input_error = parse_run_input(args, wid, BUILT_IN_CATALOG)
+            _, self._input_error = parse_run_input(self._args, wid, BUILT_IN_CATALOG)
         if self._input is None or self._input_error:
             raise ApplicationError(
                 f"invalid RunWorkflow input: {self._input_error}",
@@ -188,6 +194,25 @@ class RunWorkflow:
         return result
 
     async def _lifecycle(self, inp: RunInput) -> RunResult:
+        if self._continued is None:
+            ended = await self._authorize_and_start(inp)
+            if ended is not None:
+                return ended
+        else:  # continued as new between two steps: EXECUTING, where the last run left it
+            continuation.restore(self._continued, self.state, self.control, self.agent)
+            self.writes.changed()
+
+        # EXECUTING: the steps, with control at every step boundary
+        outcome = await self._execute(inp)
+        self.state.execution_over = True
+        if self.state.late_control_refused:
+            await self.control.after_execution()
+
+        # GOVERNANCE_CHECK (a saga) → FINALIZING → COMPLETED / FAILED
+        return await self._govern_and_finalize(outcome)
+
+    async def _authorize_and_start(self, inp: RunInput) -> RunResult | None:
+        """CREATED → AUTHORIZED → EXECUTING; the RunResult of a run that ended on the way."""
         # CREATED → AUTHORIZED (or FAILED: denied)
         opened = await self._open(inp)
         self.writes.mirror_tenant()
@@ -212,15 +237,7 @@ class RunWorkflow:
                 reason = f"trace start failed (OBSERVABILITY_MODE=STRICT): {trace_error}"
                 return await self._fail_early(RunStatus.FAILED, reason, spec)
             await self.writes.transition(Phase.EXECUTING, RunStatus.RUNNING, events=started)
-
-        # EXECUTING: the steps, with control at every step boundary
-        outcome = await self._execute(inp)
-        self.state.execution_over = True
-        if self.state.late_control_refused:
-            await self.control.after_execution()
-
-        # GOVERNANCE_CHECK (a saga) → FINALIZING → COMPLETED / FAILED
-        return await self._govern_and_finalize(outcome)
+        return None
 
     # ----- CREATED → AUTHORIZED ----------------------------------------------------
 
@@ -236,6 +253,7 @@ class RunWorkflow:
         s.durable_writes = workflow.patched(patches.DURABLE_WRITES)
         s.late_control_refused = workflow.patched(patches.LATE_CONTROL_REFUSED)
         s.run_timeout_enforced = workflow.patched(patches.RUN_TIMEOUT_ENFORCED)
+        s.continue_as_new_when_suggested = workflow.patched(patches.CONTINUE_AS_NEW_WHEN_SUGGESTED)
         opened = await self.writes.must(
             RunActivities.open,
             OpenRunRequest(
@@ -291,7 +309,15 @@ class RunWorkflow:
     async def _execute(self, inp: RunInput) -> Outcome:
         s = self.state
         wanted = step_refs.referenced_ids([step.input for step in inp.steps])
+        carried = self._continued
+        first = carried.next_index if carried else 0  # this run's first step
         for index, step in enumerate(inp.steps):
+            if index < first:
+                continue
+            if index > first and continuation.due(s, self.control):  # history grew large
+                segment = carried.segment if carried else 0
+                continuation.continue_as_new(self._args[0], s, self.control, self.agent,
+                                             index, segment)  # fmt: skip
             if step.skill == AGENT:  # driven here, each call a step (workflows.agent_loop)
                 later = len(inp.steps) - index - 1
                 ended = await self.agent.run(index, step, later, step.id in wanted)

@@ -41,6 +41,7 @@ from tests.helpers import add_rule, echo_steps, new_tenant, running_worker, star
 OUT = ROOT / "tests" / "histories" / "run"
 ADMIN = {"id": "ops", "authority": "TENANT_ADMIN"}
 PAUSE = {"reason": "MANUAL_PAUSE", "actor": ADMIN}
+SUGGEST_AT = 150  # the dev server's limit.historyCount.suggestContinueAsNew, in events
 
 
 async def wait_paused(handle: WorkflowHandle) -> None:
@@ -52,7 +53,9 @@ async def wait_paused(handle: WorkflowHandle) -> None:
 
 
 async def record(env, settings, sessions, name, payload, *, faults=None, pause=False,
-                 then=None) -> dict:  # fmt: skip
+                 then=None) -> dict[str, dict]:  # fmt: skip
+    """The scenario's manifest entries: ``name``, and ``name_2``, ``name_3``, ... for the
+    Temporal runs a run that continued as new went on in."""
     run_id = f"hist-{name}-{uuid.uuid4().hex[:6]}"
     task_queue = f"record-{name}"
     acts = activities_with_faults(settings, sessions, faults) if faults else None
@@ -66,9 +69,15 @@ async def record(env, settings, sessions, name, payload, *, faults=None, pause=F
             result = (await handle.result()).model_dump(mode="json")
         except WorkflowFailureError as exc:
             result = {"workflow_failed": type(exc.cause).__name__}
-        history = await handle.fetch_history()
-    (OUT / f"{name}.json").write_text(history.to_json())
-    return {"workflow_id": handle.id, "result": result}
+        entries, run, segment = {}, handle.result_run_id, 1
+        while run:
+            history = await env.client.get_workflow_handle(handle.id, run_id=run).fetch_history()
+            key = name if segment == 1 else f"{name}_{segment}"
+            (OUT / f"{key}.json").write_text(history.to_json())
+            entries[key] = {"workflow_id": handle.id, "result": result}
+            last = history.events[-1].workflow_execution_continued_as_new_event_attributes
+            run, segment = last.new_execution_run_id or None, segment + 1
+    return entries
 
 
 # The agent scenarios' model (the local chat server): two tool calls, the second one a
@@ -101,8 +110,11 @@ async def main() -> None:
             dev_server_existing_path=temporal_binary(),
             data_converter=pydantic_data_converter,
             search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_extra_args=list(SPEED_FLAGS),
-        )
+            # A long run continues as new early (scenario continued_as_new); the others are
+            # far shorter than this.
+            dev_server_extra_args=[*SPEED_FLAGS, "--dynamic-config-value",
+                                   f"limit.historyCount.suggestContinueAsNew={SUGGEST_AT}"],
+        )  # fmt: skip
         tenant = new_tenant(sessions, budget=Decimal("1"))
         strict = new_tenant(sessions)
         add_rule(sessions, strict, "no-echo", "SKILL_USED", {"skill": "echo"}, "BLOCKED")
@@ -128,7 +140,8 @@ async def main() -> None:
             await handle.signal("stop", {"actor": ADMIN, "reason": "recorded stop"})
 
         async def approve(handle):
-            for _ in range(200):
+            handle = env.client.get_workflow_handle(handle.id)  # the current run, if continued
+            for _ in range(400):
                 pause = (await handle.query("status"))["pause"]
                 if pause and pause.get("approval"):
                     break
@@ -153,6 +166,10 @@ async def main() -> None:
             },
             {"skill": "echo", "input": {"text": {"$ref": "steps.greet.output.nope"}}},
         ]
+        long_run = [{"id": "first", "skill": "echo", "input": {"text": "from run 1"}},
+                    *echo_steps(45),
+                    {"skill": "template", "input": {"template": "$t", "variables": {
+                        "t": {"$ref": "steps.first.output.text"}}}}]  # fmt: skip
         scenarios = {
             "completed": dict(payload={"tenant_id": tenant, "steps": steps}),
             # Data between steps: a resolved reference, then one the output does not have.
@@ -192,6 +209,10 @@ async def main() -> None:
                                                       "options": {"observability_mode":
                                                                   "PERMISSIVE"}}),
             "invalid_input": dict(payload={"tenant_id": tenant, "steps": []}),
+            # A long run (patch continue-as-new-when-suggested): three Temporal runs, a
+            # reference across them, approved in the last one.
+            "continued_as_new": dict(payload={"tenant_id": reviewed, "steps": long_run},
+                                     then=approve),
             # refused by runs.open (patch skills-checked-at-open), nothing written
             "unknown_skill": dict(payload={"tenant_id": tenant,
                                            "steps": [{"skill": "no_such_skill"}]}),
@@ -215,8 +236,10 @@ async def main() -> None:
             for name, spec in scenarios.items():
                 if only and name not in only:
                     continue
-                manifest[name] = await record(env, settings, sessions, name, **spec)
-                print(name, manifest[name]["result"].get("status", manifest[name]["result"]))
+                entries = await record(env, settings, sessions, name, **spec)
+                manifest.update(entries)
+                for key, entry in entries.items():
+                    print(key, entry["result"].get("status", entry["result"]))
         finally:
             await env.shutdown()
             engine.dispose()

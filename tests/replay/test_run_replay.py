@@ -8,6 +8,7 @@ on the earlier code must replay on the current one.
 import json
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from tests.replay.recorded import Recorded, replayer
 from workflows import patches
@@ -25,6 +26,7 @@ BEFORE_PATCHES = {
     patches.SKILLS_CHECKED_AT_OPEN: Recorded("run-before-skills-checked-at-open"),
     patches.LATE_CONTROL_REFUSED: Recorded("run-before-late-control-refused"),
     patches.RUN_TIMEOUT_ENFORCED: Recorded("run-before-run-timeout-enforced"),
+    patches.CONTINUE_AS_NEW_WHEN_SUGGESTED: Recorded("run-before-continue-as-new-when-suggested"),
 }
 
 
@@ -49,6 +51,44 @@ def test_the_paths_that_matter_are_recorded():
     # named what the output does not have (the run failed before it ran).
     assert (statuses["data_flow"], manifest["data_flow"]["result"]["steps_done"]) == (
         "failed", 2)  # fmt: skip
+    # A long run that continued as new twice; each Temporal run's history is replayed.
+    assert (statuses["continued_as_new"], manifest["continued_as_new"]["result"]["steps_done"]) == (
+        "succeeded", 47)  # fmt: skip
+    assert {"continued_as_new_2", "continued_as_new_3"} <= set(manifest)
+
+
+def activity_types(history) -> list[str]:
+    """The activities a history ran, regular and local, in order."""
+    found = []
+    for e in history.events:
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            found.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif e.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            data = e.marker_recorded_event_attributes.details["data"].payloads[0].data
+            found.append(json.loads(data)["activity_type"])
+    return found
+
+
+def test_a_continued_run_starts_where_the_last_one_ended():
+    """The first history ends in a continue-as-new; the next starts with the run's input and
+    its continuation, opens nothing and starts no trace, and goes on at the next step; the
+    last one governs and finalizes the run, once."""
+    runs = [RUNS.history(n) for n in ("continued_as_new", "continued_as_new_2",
+                                      "continued_as_new_3")]  # fmt: skip
+    continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    assert [h.events[-1].event_type == continued for h in runs] == [True, True, False]
+    started = runs[1].events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id  # Temporal continued it: the continuation holds
+    assert len(started.input.payloads) == 2  # the input and the continuation
+    carried = json.loads(started.input.payloads[1].data)
+    assert carried["segment"] == 1 and carried["next_index"] > 1
+    assert carried["outputs"] == {"first": {"text": "from run 1"}}
+    types = [activity_types(h) for h in runs]
+    assert types[0][0] == "runs.open" and "traces.start" in types[0]
+    for later in types[1:]:
+        assert "runs.open" not in later and "traces.start" not in later
+    assert [t.count("runs.finalize") for t in types] == [0, 0, 1]
+    assert sum(t.count("steps.execute") for t in types) >= 47  # each step once (+ the held one)
 
 
 @pytest.mark.parametrize("name", sorted(RUNS.manifest))
