@@ -80,3 +80,10 @@ RUN_TIMEOUT_ENFORCED = "run-timeout-enforced"
 # planned steps with nothing in flight, carrying what it committed and decided
 # (workflows.continuation) (before: one history for the whole run, whatever its length).
 CONTINUE_AS_NEW_WHEN_SUGGESTED = "continue-as-new-when-suggested"
+
+# PromoteCandidateWorkflow: a failure of one of its local activities (load, apply_decision)
+# is recorded like any other (candidates.record_failure: an orchestration attempt with the
+# error, candidate.orchestration_failed) before the workflow fails closed with its type
+# (before: a local activity's failure, raised as its unwrapped cause rather than an
+# ActivityError, failed the workflow with nothing recorded).
+RECORD_LOCAL_ACTIVITY_FAILURES = "record-local-activity-failures"

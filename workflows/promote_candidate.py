@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         candidate_id_from_workflow_id,
     )
     from domain.validation_errors import describe
+    from workflows import patches
     from workflows.errors import one_object
     from workflows.options import DB_WRITE
 
@@ -40,7 +41,7 @@ class OrchestrationFailure(Exception):
         self.kind = kind
 
 
-def _activity_failure(exc: ActivityError) -> OrchestrationFailure:
+def _activity_failure(exc: ActivityError | ApplicationError) -> OrchestrationFailure:
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
@@ -89,6 +90,10 @@ class PromoteCandidateWorkflow:
         except promotion.PromotionError as exc:
             failure = OrchestrationFailure(exc.kind, str(exc))
         except ActivityError as exc:
+            failure = _activity_failure(exc)
+        except ApplicationError as exc:  # a local activity's failure is its cause, unwrapped
+            if not workflow.patched(patches.RECORD_LOCAL_ACTIVITY_FAILURES):
+                raise  # before the patch: the workflow failed without recording it
             failure = _activity_failure(exc)
         except OrchestrationFailure as exc:
             failure = exc

@@ -4,6 +4,8 @@ and the decision and incident ids in them are the ones the engine derives today.
 Histories: tests/histories/promote_candidate (tests/replay/record_candidate_histories.py).
 """
 
+import json
+
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
@@ -103,3 +105,28 @@ async def test_a_changed_workflow_is_caught_by_replay():
         await replayer(DriftedWorkflow, UnsandboxedWorkflowRunner()).replay_workflow(
             history("promote")
         )
+
+
+# Recorded before patch record-local-activity-failures: a failed local activity failed the
+# workflow without recording the failure; such a history replays on that branch.
+BEFORE_RECORDING = Recorded("promote_candidate-before-record-local-activity-failures")
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE_RECORDING.manifest))
+async def test_history_from_before_recording_local_failures_replays(name):
+    hist = BEFORE_RECORDING.history(name)
+    result = await replayer().replay_workflow(hist, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+    markers = [e.marker_recorded_event_attributes.marker_name for e in hist.events
+               if e.HasField("marker_recorded_event_attributes")]  # fmt: skip
+    assert "core_patch" not in markers  # the old branch: nothing recorded the failure
+
+
+def test_a_failed_local_activity_is_recorded_since_the_patch():
+    paths = Recorded("promote_candidate-paths")
+    hist = paths.history("promote_activity_error")
+    markers = [e.marker_recorded_event_attributes for e in hist.events]
+    local = [json.loads(m.details["data"].payloads[0].data)["activity_type"]
+             for m in markers if m.marker_name == "core_local_activity"]  # fmt: skip
+    assert local == ["candidates.load", "candidates.apply_decision", "candidates.record_failure"]
+    assert paths.manifest["promote_activity_error"]["outcome"]["error_type"] == "ActivityFailed"

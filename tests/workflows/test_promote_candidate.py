@@ -43,6 +43,7 @@ from runtime.worker_factory import build_activities, workflow_runner
 from services.candidates import snapshot, store_candidate
 from services.errors import CandidateRequestError
 from services.tenants import set_promotion_settings
+from tests.faults import BEFORE, activities_with_faults
 from tests.helpers import count, new_tenant, rows, running_worker
 from workflows.promote_candidate import PromoteCandidateWorkflow
 
@@ -306,6 +307,30 @@ async def test_missing_policy_id_fails_closed(dev_env, settings, sessions, task_
     [attempt] = rows(sessions, OrchestrationAttempt, candidate_id=cid)
     assert attempt.status == "error" and attempt.error.startswith("MissingPolicyId: ")
     assert topics_of(sessions, cid) == ["candidate.orchestration_failed"]
+
+
+async def test_a_failed_local_activity_is_recorded_and_fails_closed(
+    dev_env, settings, sessions, task_queue
+):
+    """apply_decision (a local activity) fails non-retryably before its write: the failure
+    is recorded (patch record-local-activity-failures) and the workflow fails closed with
+    it; nothing is promoted. Before the patch, the workflow failed with nothing recorded."""
+    payload = candidate()
+    cid = payload["candidate_id"]
+    acts = activities_with_faults(settings, sessions, {"candidates.apply_decision": BEFORE})
+    async with running_worker(dev_env.client, settings, sessions, task_queue, acts):
+        with pytest.raises(WorkflowFailureError) as info:
+            await submit_and_wait(dev_env, sessions, task_queue, payload)
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ActivityFailed"
+    assert cause.message == "injected: candidates.apply_decision fails before its write"
+    assert cause.non_retryable
+    [attempt] = rows(sessions, OrchestrationAttempt, candidate_id=cid)
+    assert attempt.status == "error"
+    assert attempt.error == f"ActivityFailed: {cause.message}"
+    assert topics_of(sessions, cid) == ["candidate.orchestration_failed"]
+    assert incidents_of(sessions, cid) == []
+    assert rows(sessions, Candidate, id=cid)[0].status == "PENDING"
 
 
 async def test_unknown_candidate_fails_closed(dev_env, settings, sessions, task_queue):
