@@ -10,7 +10,7 @@ writer of ``runs`` and ``run_phase_transitions``.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -267,6 +267,10 @@ def _apply_transition(
     values = {"phase": req.to_phase, "status": req.status, "updated_at": now, **run_values}
     if req.steps_done is not None:
         values["steps_done"] = req.steps_done
+        # An agent's model and tool calls are steps declared as the run goes (one amendment
+        # a turn): the row counts the steps done when they outnumber the planned ones.
+        more = _RUNS.c.steps_total < req.steps_done
+        values["steps_total"] = case((more, req.steps_done), else_=_RUNS.c.steps_total)
     if req.cost is not None:
         values["cost"] = req.cost
     moved = _update_run(run_id, values).returning(_RUNS.c.tenant_id)

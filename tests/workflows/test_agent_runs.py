@@ -68,6 +68,8 @@ async def test_an_agent_calls_two_tools_and_a_later_step_uses_its_answer(
     result, sent, handle = await run_agent(dev_env, settings, sessions, task_queue, run_id,
                                            tenant, turns, steps)  # fmt: skip
     assert (result.status, result.steps_done) == ("succeeded", 5)
+    (row,) = rows(sessions, Run, id=run_id)  # the model and tool calls are counted as steps
+    assert (row.steps_done, row.steps_total) == (5, 5)
     chain = trace(sessions, run_id)
     assert [(s.step_index, s.skill, s.status) for s in chain] == [
         (0, "llm", "OK"), (1, "echo", "OK"), (2, "template", "OK"), (3, "llm", "OK"),
