@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from db.engine import make_session_factory
-from runtime.payload_codec import payload_codec
+from runtime.payload_codec import process_codec
 from runtime.settings import Settings
 from runtime.stack import open_database
 from runtime.temporal_client import connect
@@ -56,7 +56,9 @@ class Context:
     async def client(self) -> Client:
         if self._client is None:
             address = self.settings.temporal_address or f"127.0.0.1:{self.settings.temporal_port}"
-            codec = payload_codec(self.settings.payload_encryption_keys)
+            # The claim check opens the database only when a payload needs it: a command
+            # that meets no large payload never does (nor creates a missing one).
+            codec = process_codec(self.settings, lambda: self.existing_sessions)
             self._client = await connect(address, self.settings.temporal_namespace, codec=codec)
         return self._client
 

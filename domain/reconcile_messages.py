@@ -137,6 +137,7 @@ class PurgeCounts(Strict):
     reconciliation_findings: int = 0
     suppressed_alerts: int = 0
     idempotency_ledger: int = 0  # of finalized runs
+    payload_blobs: int = 0  # claim-check blobs unused for their TTL
 
     def plus(self, other: "PurgeCounts") -> "PurgeCounts":
         return PurgeCounts(**{k: v + getattr(other, k) for k, v in self})

@@ -15,6 +15,10 @@ DAY = 86_400
 DEFAULT_TTL_SECONDS = 30 * DAY
 DEFAULT_PAGE_SIZE = 500
 DEFAULT_MAX_PAGES = 20  # per purge call: a bounded activity; the workflow calls again
+# A claim-check blob's last_used_at is moved forward when it is stored or read again and is
+# older than this (services.payload_blobs): at most one write a day per blob, so a blob's
+# last use may be this much older than its last reference in a history.
+BLOB_REFRESH_SECONDS = DAY
 
 
 class RetentionError(ValueError):
@@ -29,13 +33,14 @@ class RetentionPolicy:
     findings_seconds: int = DEFAULT_TTL_SECONDS
     suppressed_alerts_seconds: int = DEFAULT_TTL_SECONDS
     idempotency_ledger_seconds: int = DEFAULT_TTL_SECONDS  # of finalized runs only
+    payload_blobs_seconds: int = DEFAULT_TTL_SECONDS  # claim-check blobs, from their last use
     sweep_overlap_seconds: float = 300.0  # the reactor's (REACTOR_SWEEP_OVERLAP_SECONDS)
     page_size: int = DEFAULT_PAGE_SIZE
     max_pages: int = DEFAULT_MAX_PAGES
 
     def __post_init__(self) -> None:
         for name in ("outbox_events_seconds", "findings_seconds", "suppressed_alerts_seconds",
-                     "idempotency_ledger_seconds"):  # fmt: skip
+                     "idempotency_ledger_seconds", "payload_blobs_seconds"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise RetentionError(f"{name}: must be >= 0 (0 keeps forever), got "
                                      f"{getattr(self, name)}")  # fmt: skip
@@ -54,6 +59,13 @@ def outbox_ttl_problem(ttl_seconds: float, overlap_seconds: float) -> str:
         f"({overlap_seconds:g} s), or be 0 (keep forever): the reactor re-reads events that "
         "recent for late commits"
     )
+
+
+def blob_ttl_floor(longest_run_seconds: float, history_retention_seconds: float = 0) -> float:
+    """The least TTL a claim-check blob may have: a history references it for as long as its
+    workflow is open and then the namespace's history retention, and its last use may be
+    BLOB_REFRESH_SECONDS older than the reference."""
+    return longest_run_seconds + history_retention_seconds + BLOB_REFRESH_SECONDS
 
 
 def cutoff(now: datetime, ttl_seconds: int) -> datetime | None:

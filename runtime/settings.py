@@ -4,16 +4,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.enums import ObservabilityMode, PauseTimeoutBehavior
 from domain.models import RunConfig
-from domain.retention import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS, RetentionPolicy
+from domain.retention import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TTL_SECONDS,
+    RetentionPolicy,
+    blob_ttl_floor,
+)
 
 # No Path.resolve() at import: the workflow sandbox re-imports this module and refuses it
 # (a module's __file__ is absolute already).
 CHECKOUT_DATA_DIR = Path(__file__).parent.parent / "data"
+# Temporal's default per-payload limit (the server's limit.blobSize.error): a threshold above
+# it would never leave a payload to the claim check that Temporal accepts inline.
+MAX_CLAIM_CHECK_THRESHOLD_BYTES = 2 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -119,6 +127,11 @@ class Settings(BaseSettings):
     # worker (the first encrypts, all decrypt: rotation); unset: payloads in clear
     # (runtime.payload_codec; README "Security model").
     payload_encryption_keys: str | None = None
+    # The claim check (runtime.claim_check; README "Payloads"): a Temporal payload larger than
+    # this many bytes (after encryption) goes to the payload_blobs table and the history
+    # holds a reference. false: nothing new is stored (references in histories still read).
+    claim_check_enabled: bool = True
+    claim_check_threshold_bytes: int = 32 * 1024
     http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # The promotion authority a key acts with when the key names none: key authority →
     # candidate authority type (domain.candidates); an authority not listed may not promote.
@@ -168,7 +181,35 @@ class Settings(BaseSettings):
     retention_suppressed_alerts_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
     # Idempotency-ledger rows of finalized runs only, counted from the run's finalization.
     retention_idempotency_ledger_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
+    # Claim-check blobs, counted from their last use; at least the longest run + the
+    # namespace's history retention + a day (checked when the worker connects).
+    retention_payload_blobs_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=0)
     retention_page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=5000)  # rows per txn
+
+    @field_validator("claim_check_threshold_bytes")
+    @classmethod
+    def _positive_threshold(cls, value: int) -> int:
+        if value < 1 or value > MAX_CLAIM_CHECK_THRESHOLD_BYTES:
+            raise ValueError(
+                f"CLAIM_CHECK_THRESHOLD_BYTES={value} must be between 1 and "
+                f"{MAX_CLAIM_CHECK_THRESHOLD_BYTES} bytes (Temporal refuses a larger payload); "
+                "to turn the claim check off, set CLAIM_CHECK_ENABLED=false"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _blobs_outlive_their_runs(self) -> "Settings":
+        ttl = self.retention_payload_blobs_seconds
+        floor = blob_ttl_floor(self.longest_run_seconds())
+        if ttl and ttl < floor:
+            raise ValueError(
+                f"RETENTION_PAYLOAD_BLOBS_SECONDS={ttl} must be at least {floor:g}: "
+                f"RUN_TIMEOUT_SECONDS={self.run_timeout_seconds} + "
+                f"FINALIZE_GRACE_SECONDS={self.finalize_grace_seconds} + a day, plus the "
+                "namespace's history retention (or 0: keep forever): a run's history "
+                "references its claim-check blobs"
+            )
+        return self
 
     @model_validator(mode="after")
     def _outbox_ttl_outlives_the_sweep(self) -> "Settings":
@@ -187,9 +228,15 @@ class Settings(BaseSettings):
             findings_seconds=self.retention_findings_seconds,
             suppressed_alerts_seconds=self.retention_suppressed_alerts_seconds,
             idempotency_ledger_seconds=self.retention_idempotency_ledger_seconds,
+            payload_blobs_seconds=self.retention_payload_blobs_seconds,
             sweep_overlap_seconds=self.reactor_sweep_overlap_seconds,
             page_size=self.retention_page_size,
         )
+
+    def longest_run_seconds(self) -> int:
+        """How long a run may stay open: its timeout (enforced in workflow time), then the
+        grace its finalization has."""
+        return self.run_timeout_seconds + self.finalize_grace_seconds
 
     def resolved_database_url(self) -> str:
         if self.database_url:

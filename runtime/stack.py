@@ -13,7 +13,7 @@ from db import migrate
 from db.engine import check_connection, make_engine, make_session_factory
 from runtime.chat_completions import ChatCompletionsServer, embedded_chat_server
 from runtime.embedded_temporal import EmbeddedTemporal, TemporalConfigError
-from runtime.payload_codec import payload_codec
+from runtime.payload_codec import check_blob_retention, process_codec
 from runtime.settings import Settings
 from runtime.temporal_client import connect, connect_when_ready, ensure_search_attributes
 
@@ -81,14 +81,15 @@ async def open_stack(settings: Settings, *, start_embedded: bool = True) -> Asyn
                 )
                 address = server.start()
                 chat = embedded_chat_server(settings)  # unless LLM_BASE_URL is configured
-        codec = payload_codec(settings.payload_encryption_keys)
+        sessions = make_session_factory(engine)
+        codec = process_codec(settings, sessions)  # encryption, then the claim check
         if server is not None:  # ready means the namespace answers, not the port open
             client = await connect_when_ready(address, settings.temporal_namespace,
                                               READY_TIMEOUT, codec)  # fmt: skip
         else:
             client = await connect(address, settings.temporal_namespace, codec=codec)
         await ensure_search_attributes(client)
-        sessions = make_session_factory(engine)
+        await check_blob_retention(client, settings)
         yield Stack(settings, client, engine, sessions, address, server is not None, chat)
     finally:
         if chat is not None:

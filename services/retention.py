@@ -11,18 +11,23 @@ may go (domain.retention has the cutoffs; a TTL of 0 keeps a table forever):
   and its event, a second time);
 - suppressed alerts older than their TTL;
 - idempotency-ledger rows of runs that can no longer be retried: the run is COMPLETED or
-  FAILED, and it was finalized (or failed as stale) longer ago than the TTL.
+  FAILED, and it was finalized (or failed as stale) longer ago than the TTL;
+- claim-check blobs (runtime.claim_check) unused for their TTL — at least the longest run
+  plus the namespace's history retention plus a day (runtime.settings, runtime.stack) — and
+  never one used since a day before the oldest open run started: an open run's history may
+  still reference it, however long the run's own timeout.
 
 The audit ledger, traces, acks, incidents and expectations are never purged (README
 "Retention" tells how to archive them). This module chooses the rows (reads only); each
 table's own writer deletes them (services.events, services.deliveries,
-services.reconciliation, services.alerts, services.ledger), in the page's transaction.
+services.reconciliation, services.alerts, services.ledger, services.payload_blobs), in the
+page's transaction.
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import (
@@ -31,15 +36,17 @@ from db.models import (
     EventDelivery,
     IdempotencyRecord,
     OutboxEvent,
+    PayloadBlob,
     ReconciliationFinding,
     Run,
     SuppressedAlert,
 )
+from db.models.runs import OPEN_RUN
 from domain.enums import Phase
 from domain.reconcile_messages import PurgeCounts, PurgeResult
-from domain.retention import RetentionPolicy, cutoff, outbox_cutoff
+from domain.retention import BLOB_REFRESH_SECONDS, RetentionPolicy, cutoff, outbox_cutoff
 from observability import metrics
-from services import alerts, deliveries, events, ledger, reconciliation
+from services import alerts, deliveries, events, ledger, payload_blobs, reconciliation
 from services.ledger import utcnow
 
 Page = Callable[[Session, RetentionPolicy, datetime], dict[str, int]]
@@ -55,7 +62,7 @@ def purge_expired(
     now = now or utcnow()
     counts = PurgeCounts()
     pages = 0
-    for page in (_outbox_page, _findings_page, _suppressed_page, _ledger_page):
+    for page in (_outbox_page, _findings_page, _suppressed_page, _ledger_page, _blobs_page):
         while True:
             if pages >= policy.max_pages:
                 return PurgeResult(purged=counts, pages=pages, done=False)
@@ -148,3 +155,23 @@ def _ledger_page(session: Session, policy: RetentionPolicy, now: datetime) -> di
         )
     ]
     return {"idempotency_ledger": ledger.delete_records(session, keys)}
+
+
+def _blobs_page(session: Session, policy: RetentionPolicy, now: datetime) -> dict[str, int]:
+    b, run = PayloadBlob, Run
+    before = cutoff(now, policy.payload_blobs_seconds)
+    if before is None:
+        return {}
+    # The partial index of open runs: its predicate written as the index has it.
+    oldest_open = session.scalar(select(func.min(run.created_at)).where(text(OPEN_RUN)))
+    if oldest_open is not None:
+        before = min(before, oldest_open - timedelta(seconds=BLOB_REFRESH_SECONDS))
+    keys = list(
+        session.scalars(
+            select(b.sha256)
+            .where(b.last_used_at < before)
+            .order_by(b.last_used_at, b.sha256)
+            .limit(policy.page_size)
+        )
+    )
+    return {"payload_blobs": payload_blobs.delete_blobs(session, keys, before)}

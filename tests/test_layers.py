@@ -58,7 +58,8 @@ ALLOWED: dict[str, set[str | PassedThrough | Lazily]] = {
     "api": {"clients", "services", "db", "domain", "observability", "runtime.settings",
             "activities.secret_store"},
     "api.__main__": {"api", "db", "observability", "runtime"},  # `python -m api`: a process
-    "runtime": {"activities", "workflows", "db", "domain"},  # process plumbing
+    # process plumbing; runtime.claim_check keeps large payloads through their one writer
+    "runtime": {"activities", "workflows", "db", "domain", "services.payload_blobs"},
     CLI: {"clients", "services", "db", "domain", "events", "runtime", "observability",
           "activities.secret_store", Lazily(TOOLS)},
     TOOLS: {*PACKAGES},

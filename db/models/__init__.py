@@ -14,6 +14,7 @@ from db.models.governance import (
     PreventionRecord,
 )
 from db.models.notifications import AlertSink, AlertSinkAttempt
+from db.models.payload_blobs import PayloadBlob
 from db.models.reconciliation import (
     Alert,
     EventCursor,
@@ -45,6 +46,7 @@ __all__ = [
     "OrchestrationAttempt",
     "OutboxEvent",
     "PauseRecord",
+    "PayloadBlob",
     "PolicyCheck",
     "PolicyEvaluation",
     "PolicyRule",

@@ -208,8 +208,8 @@ def test_more_rows_than_a_page_go_in_one_call_a_page_per_transaction(db):
             event.remove(engine, name, listener)
     assert result.purged == PurgeCounts(reconciliation_findings=7, suppressed_alerts=4)
     assert (result.pages, result.done) == (5, True)
-    # one transaction per page, never more than a page in one; a look at the outbox and
-    # at the ledger that found nothing to delete
+    # one transaction per page, never more than a page in one; a look at the outbox, at
+    # the ledger and at the payload blobs that found nothing to delete
     assert transactions[:-1] == [
         [],
         [("reconciliation_findings", 3)],
@@ -217,6 +217,7 @@ def test_more_rows_than_a_page_go_in_one_call_a_page_per_transaction(db):
         [("reconciliation_findings", 1)],
         [("suppressed_alerts", 3)],
         [("suppressed_alerts", 1)],
+        [],
         [],
     ]
     assert ids(db, ReconciliationFinding.id) == ids(db, SuppressedAlert.id) == set()

@@ -92,13 +92,16 @@ def test_the_reconcile_summary_prints_what_was_purged():
         totals=ReconcileTotals(),
         reports=[],
         purged_log_entries=2,
-        purged=PurgeCounts(outbox_events=3, event_deliveries=6, idempotency_ledger=40),
-        purge_pages=4,
+        purged=PurgeCounts(
+            outbox_events=3, event_deliveries=6, idempotency_ledger=40, payload_blobs=7
+        ),  # fmt: skip
+        purge_pages=5,
     )
     text = _summary_text(summary.model_dump(mode="json"))
     assert text.splitlines()[-1] == (
         "purged expired rows: outbox_events 3, event_deliveries 6, reconciliation_findings 0, "
-        "suppressed_alerts 0, idempotency_ledger 40 (in 4 pages); orchestration-log entries: 2"
+        "suppressed_alerts 0, idempotency_ledger 40, payload_blobs 7 (in 5 pages); "
+        "orchestration-log entries: 2"
     )
     nothing = summary.model_copy(update={"purged": PurgeCounts(), "purge_pages": 0})
     assert _summary_text(nothing.model_dump(mode="json")).splitlines()[-1] == (
