@@ -31,7 +31,7 @@ from runtime.process_exit import exit_process
 from runtime.schedules import ensure_reconcile_schedule
 from runtime.settings import Settings
 from runtime.stack import open_stack
-from runtime.temporal_client import with_interceptors
+from runtime.temporal_client import with_plugins
 from runtime.worker_factory import build_worker, egress
 from runtime.worker_versioning import WorkerConfigError, build_id, held_patches
 
@@ -56,7 +56,7 @@ def metrics_endpoint(settings: Settings, telemetry: Telemetry) -> Iterator[Metri
 
 async def serve(settings: Settings, demo: bool, telemetry: Telemetry | None = None) -> None:
     async with open_stack(settings) as stack:
-        client = with_interceptors(stack.client, telemetry.interceptors() if telemetry else [])
+        client = with_plugins(stack.client, telemetry.plugins() if telemetry else [])
         worker = build_worker(client, settings, stack.sessions)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -17,14 +17,14 @@ from runtime.embedded_temporal import TemporalConfigError
 from runtime.process_exit import exit_process
 from runtime.settings import Settings
 from runtime.stack import open_stack
-from runtime.temporal_client import with_interceptors
+from runtime.temporal_client import with_plugins
 
 log = logging.getLogger("governed_runs.api")
 
 
-async def serve(settings: Settings, interceptors: list) -> None:
+async def serve(settings: Settings, plugins: list) -> None:
     async with open_stack(settings, start_embedded=False) as stack:
-        client = with_interceptors(stack.client, interceptors)
+        client = with_plugins(stack.client, plugins)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -42,7 +42,7 @@ def main() -> int:
     telemetry = None
     try:
         telemetry = configure()
-        asyncio.run(serve(Settings(), telemetry.interceptors()))
+        asyncio.run(serve(Settings(), telemetry.plugins()))
     except (
         DatabaseConfigError,
         TemporalConfigError,

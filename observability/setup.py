@@ -11,6 +11,13 @@ METRICS_ENABLED) adds the Prometheus reader (``observability.prometheus``) besid
 the meter provider is then built whatever the OTEL_* variables say, so ``/metrics`` has
 the figures even when nothing is exported over OTLP.
 
+The tracer provider is the SDK's replay-safe one (``temporalio.contrib.opentelemetry.
+create_tracer_provider``: span ids from the workflow's deterministic random inside a
+workflow, spans ended only outside replay) with the resource, the run attributes and the
+exporters above. The Temporal plugin (``Telemetry.plugins()``) records into the *global*
+tracer provider, so it must be installed (``install``) before a client or worker takes
+the plugin.
+
 Called at the edge (worker.py, ``python -m api``), never at import time.
 """
 
@@ -27,7 +34,6 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -35,10 +41,15 @@ from opentelemetry.sdk.trace.export import (
     SpanProcessor,
 )
 from prometheus_client import CollectorRegistry
-from temporalio.client import Interceptor
+from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
 
 from observability.prometheus import prometheus_reader
-from observability.tracing import RunAttributesSpanProcessor, RunTracingInterceptor
+from observability.tracing import (
+    ExportedSpans,
+    RunAttributesSpanProcessor,
+    RunTracingPlugin,
+    quiet_abandoned_detaches,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_SERVICE_NAME = "governed-runs"
@@ -109,17 +120,25 @@ def resource() -> Resource:
 class Telemetry:
     """The providers this process built (None: that signal stays a no-op)."""
 
-    tracer_provider: TracerProvider | None = None
+    tracer_provider: ReplaySafeTracerProvider | None = None
     meter_provider: MeterProvider | None = None
     exporters: dict[str, list[str]] = field(default_factory=dict)
     # what a metrics server serves (observability.prometheus); None: no Prometheus reader
     prometheus_registry: CollectorRegistry | None = None
 
-    def interceptors(self) -> list[Interceptor]:
-        """Temporal client interceptors (empty when tracing is off)."""
+    def plugins(self) -> list[RunTracingPlugin]:
+        """Temporal client plugins (empty when tracing is off): the OpenTelemetry plugin
+        with the run's context (observability.tracing), for the client and every worker
+        and Replayer built on it. Its spans go to the global tracer provider, so this
+        telemetry must be the installed one."""
         if self.tracer_provider is None:
             return []
-        return [RunTracingInterceptor(self.tracer_provider.get_tracer("governed_runs.temporal"))]
+        if trace.get_tracer_provider() is not self.tracer_provider:
+            raise ObservabilityConfigError(
+                "OpenTelemetry: Temporal tracing needs this telemetry's tracer provider to be "
+                "the global one (observability.setup.install; none other installed before it)"
+            )
+        return [RunTracingPlugin()]
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (end of process)."""
@@ -142,12 +161,14 @@ def build(
     names = {"traces": exporter_names(env, "traces"), "metrics": exporter_names(env, "metrics")}
     telemetry = Telemetry(exporters=names)
     if names["traces"] or span_processors:
-        provider = TracerProvider(resource=resource())
+        provider = create_tracer_provider(resource=resource())
         provider.add_span_processor(RunAttributesSpanProcessor())
         for name in names["traces"]:
-            provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, env)))
+            provider.add_span_processor(
+                ExportedSpans(BatchSpanProcessor(_span_exporter(name, env)))
+            )
         for processor in span_processors:
-            provider.add_span_processor(processor)
+            provider.add_span_processor(ExportedSpans(processor))
         telemetry.tracer_provider = provider
     readers = [_metric_reader(name, env) for name in names["metrics"]] + metric_readers
     if prometheus:
@@ -163,6 +184,7 @@ def install(telemetry: Telemetry) -> None:
     """Make the providers global (once per process), so ``observability.metrics`` records."""
     if telemetry.tracer_provider is not None:
         trace.set_tracer_provider(telemetry.tracer_provider)
+        quiet_abandoned_detaches()
     if telemetry.meter_provider is not None:
         metrics.set_meter_provider(telemetry.meter_provider)
     exported = [n for names in telemetry.exporters.values() for n in names if n != "prometheus"]

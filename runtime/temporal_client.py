@@ -10,7 +10,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client, Interceptor
+from temporalio.client import Client, Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.service import RPCError
@@ -29,7 +29,7 @@ def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
 async def connect(
     address: str,
     namespace: str,
-    interceptors: list[Interceptor] | None = None,
+    plugins: list[Plugin] | None = None,
     codec: PayloadCodec | None = None,
 ) -> Client:
     """A client, or a one-line TemporalConfigError naming TEMPORAL_ADDRESS."""
@@ -38,7 +38,7 @@ async def connect(
             address,
             namespace=namespace,
             data_converter=data_converter(codec),
-            interceptors=interceptors or [],
+            plugins=plugins or [],
         )
     except (RuntimeError, RPCError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -71,13 +71,14 @@ async def connect_when_ready(
         await asyncio.sleep(0.25)
 
 
-def with_interceptors(client: Client, interceptors: list[Interceptor]) -> Client:
-    """The same connection with more client interceptors (e.g. tracing); workers built
-    on the returned client use those that are also worker interceptors."""
-    if not interceptors:
+def with_plugins(client: Client, plugins: list[Plugin]) -> Client:
+    """The same connection with more client plugins (the OpenTelemetry one of
+    ``Telemetry.plugins()``); workers built on the returned client, and Replayers given its
+    plugins, take those that are also worker plugins."""
+    if not plugins:
         return client
     config = client.config()
-    return Client(**{**config, "interceptors": [*config["interceptors"], *interceptors]})
+    return Client(**{**config, "plugins": [*config["plugins"], *plugins]})
 
 
 async def ensure_search_attributes(client: Client) -> None:

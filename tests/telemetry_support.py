@@ -4,8 +4,10 @@ of each per process).
 Built once by ``observability.setup.build`` as the worker builds it (``prometheus=True``:
 the Prometheus reader whose registry a metrics server serves), plus an in-memory reader
 for the tests that read the SDK's points directly. Every test that looks at metrics takes
-it from here, whichever of them runs first. Spans recorded through the global tracer (the
-GenAI spans of the llm skill, observability.genai) are read from ``process_spans()``.
+it from here, whichever of them runs first. Spans recorded through the global tracer
+provider are read from ``process_spans()``: the Temporal spans of the OpenTelemetry plugin
+(``Telemetry.plugins()``, which refuses any other provider) and the GenAI spans of the llm
+skill (observability.genai).
 """
 
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observability.setup import Telemetry, build
+from observability.tracing import quiet_abandoned_detaches
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def process_telemetry() -> ProcessTelemetry:
 
 @dataclass(frozen=True)
 class ProcessSpans:
-    telemetry: Telemetry  # its interceptors() trace Temporal calls into the same provider
+    telemetry: Telemetry  # its plugins() trace Temporal calls into the same provider
     exporter: InMemorySpanExporter
 
 
@@ -50,13 +53,15 @@ _SPANS: list[ProcessSpans] = []
 
 
 def process_spans() -> ProcessSpans:
-    """The process-wide tracer provider (as the worker builds it: run attributes on every
-    span) with an in-memory exporter, installed on first use (skips if someone else's is)."""
+    """The process-wide tracer provider (as the worker builds it: replay-safe, run
+    attributes on every span) with an in-memory exporter, installed on first use (skips if
+    someone else's is)."""
     if not _SPANS:
         exporter = InMemorySpanExporter()
         telemetry = build({}, span_processors=[SimpleSpanProcessor(exporter)])
         trace.set_tracer_provider(telemetry.tracer_provider)
         if trace.get_tracer_provider() is not telemetry.tracer_provider:
             pytest.skip("another tracer provider was installed first in this process")
+        quiet_abandoned_detaches()  # as observability.setup.install does
         _SPANS.append(ProcessSpans(telemetry, exporter))
     return _SPANS[0]

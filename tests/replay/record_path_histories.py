@@ -9,7 +9,7 @@ server (the slow steps), and records every scenario on a worker wired like worke
 worker's default settings — so the production check cadence: the policy check at open,
 then one only once POLICY_CHECK_INTERVAL_SECONDS of workflow time and
 POLICY_CHECK_MIN_STEPS steps have passed (30 s and 3 steps) —, its client with the
-OpenTelemetry tracing interceptor and the production data converter
+OpenTelemetry plugin and the production data converter
 (tests/replay/production_worker.py), the Worker from runtime.worker_factory.build_worker.
 Runs are started and controlled through clients.runs, as the CLI and the HTTP API do; the
 signals meant to be refused are sent as they are. A mid-run policy check needs 30 s of
@@ -431,7 +431,7 @@ async def main() -> None:
                             graceful_shutdown_seconds=0)  # fmt: skip
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
-            data_converter=production_converter(settings),
+            data_converter=production_converter(settings, make_session_factory(engine)),
             search_attributes=SEARCH_ATTRIBUTES,
             dev_server_extra_args=list(SPEED_FLAGS),
         )

@@ -6,9 +6,12 @@ Histories: tests/histories/run-paths and tests/histories/promote_candidate-paths
 (tests/replay/record_path_histories.py), and ReconcileWorkflow's continue-as-new chain of
 tests/histories/reconcile. The Replayer is read from a Worker that
 runtime.worker_factory.build_worker builds on a client connected as runtime.stack connects
-(tests/replay/production_worker.py): its workflows, sandbox runner, interceptors — the
-OpenTelemetry tracing interceptor of the client, the worker's own — and data converter;
+(tests/replay/production_worker.py): its workflows, sandbox runner, interceptors and
+plugins — the client's OpenTelemetry plugin (RunTracingPlugin: the SDK's plugin and the
+run-context interceptors around its own), the worker's interceptors — and data converter;
 once with tracing on and once off (a deploy may turn it either way while runs are open).
+The histories were recorded with the SDK's former TracingInterceptor: its ``_tracer-data``
+header is the one the plugin reads, and they replay on the plugin.
 Each path's check reads the history (and the recorder's manifest) for what makes it that
 path, and refuses every other recorded history.
 """
@@ -22,15 +25,25 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.contrib.opentelemetry import (
+    OpenTelemetryInterceptor,
+    OpenTelemetryPlugin,
+    TracingInterceptor,
+)
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from activities.database_outages import DatabaseOutages
 from db.engine import make_engine, make_session_factory
-from observability.tracing import RunTracingInterceptor
-from runtime.payload_codec import payload_codec
+from observability.tracing import (
+    HEADER,
+    RunContextInterceptor,
+    RunTracingPlugin,
+    WorkflowSpanInterceptor,
+)
+from runtime.claim_check import ClaimCheckCodec
+from runtime.payload_codec import CodecChain
 from runtime.settings import Settings
 from runtime.temporal_client import connect
 from runtime.worker_factory import WORKFLOWS, build_worker
@@ -48,7 +61,7 @@ pytestmark = pytest.mark.timeout(120)
 RUN_PATHS = Recorded("run-paths")
 PROMOTE_PATHS = Recorded("promote_candidate-paths")
 RECONCILE = Recorded("reconcile")
-TRACER_HEADER = TracingInterceptor().header_key
+TRACER_HEADER = TracingInterceptor().header_key  # what the recorded histories carry
 DEFAULT = {name: Settings.model_fields[name].default
            for name in ("policy_check_interval_seconds", "policy_check_min_steps")}  # fmt: skip
 
@@ -364,6 +377,7 @@ def test_no_other_history_passes_for_that_path(path):
 
 @pytest.mark.parametrize("name", sorted(RUN_PATHS.manifest))
 def test_recorded_at_the_production_cadence_with_the_tracing_interceptor(name):
+    assert TRACER_HEADER == HEADER, "the plugin reads the header the histories carry"
     p = History(RUN_PATHS, name)
     config = p.opened().result["config"]
     assert {k: config[k] for k in DEFAULT} == DEFAULT
@@ -385,22 +399,30 @@ async def production_replayers(dev_env, tmp_path_factory) -> dict[bool, Replayer
     target = dev_env.client.service_client.config.target_host
     replayers = {}
     for traced in (True, False):
+        converter = production_converter(settings, sessions)
         client = await connect(target, dev_env.client.namespace,
-                               codec=payload_codec(settings.payload_encryption_keys))  # fmt: skip
+                               codec=converter.payload_codec)  # fmt: skip
         worker = build_worker(traced_client(client, telemetry(traced)), settings, sessions)
         replayers[traced] = replayer_of(worker)
     return replayers
 
 
 def test_the_replayer_runs_the_workers_interceptors_runner_and_workflows(production_replayers):
-    converter = production_converter(Settings(_env_file=None))
+    tracing = [RunContextInterceptor, OpenTelemetryInterceptor, WorkflowSpanInterceptor]
     for traced, replayer in production_replayers.items():
-        config = replayer.config()
+        config = replayer.config(active_config=True)  # once the plugins configured it
         kinds = [type(i) for i in config["interceptors"]]
-        assert DatabaseOutages in kinds and (RunTracingInterceptor in kinds) is traced
+        assert DatabaseOutages in kinds
+        assert [k for k in kinds if k in tracing] == (tracing if traced else [])
+        assert [type(p) for p in replayer.plugins] == ([RunTracingPlugin] if traced else [])
+        assert all(isinstance(p, OpenTelemetryPlugin) for p in replayer.plugins)
+        runner = config["workflow_runner"]
+        assert isinstance(runner, SandboxedWorkflowRunner)
+        assert ("opentelemetry" in runner.restrictions.passthrough_modules) is traced
         assert config["workflows"] == WORKFLOWS
-        assert isinstance(config["workflow_runner"], SandboxedWorkflowRunner)
-        assert config["data_converter"] is converter
+        codec = config["data_converter"].payload_codec  # the production chain: claim check
+        assert isinstance(codec, CodecChain)
+        assert [type(c) for c in codec.codecs] == [ClaimCheckCodec]
 
 
 @pytest.mark.parametrize("traced", [True, False], ids=["traced", "untraced"])

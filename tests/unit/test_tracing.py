@@ -1,28 +1,49 @@
 """OpenTelemetry: one span tree per run carrying run_id and tenant, no duplicates on replay;
-exporters chosen by OTEL_* variables; the run and policy metrics.
+exporters chosen by OTEL_* variables; the replay-safe provider and the plugin; the run and
+policy metrics.
 
-The span tests run real workflows on the dev server into an in-memory exporter; replay
-is exercised by a new worker taking over a paused run, and by the Replayer.
+The span tests run real workflows on the dev server into the process's replay-safe tracer
+provider (tests.telemetry_support, since the plugin records into the global one); replay
+is exercised by a new worker taking over a paused run, and by the Replayer. Runs a plain
+client or the Temporal CLI starts, worker restarts and a worker without a cache:
+tests/workflows/test_run_span_tree.py.
 """
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.contrib.opentelemetry import (
+    OpenTelemetryInterceptor,
+    OpenTelemetryPlugin,
+    ReplaySafeTracerProvider,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from clients.runs import start_run
 from observability.metrics import phase_durations
 from observability.setup import ObservabilityConfigError, build, exporter_names
-from runtime.temporal_client import with_interceptors
+from observability.tracing import (
+    ABANDONED,
+    ExportedSpans,
+    RunAttributesSpanProcessor,
+    RunContextInterceptor,
+    RunTracingPlugin,
+    WorkflowSpanInterceptor,
+    quiet_abandoned_detaches,
+    run_baggage,
+)
+from runtime.temporal_client import with_plugins
 from runtime.worker_factory import workflow_runner
 from tests.helpers import RunHandle, echo_steps, new_tenant, running_worker
-from tests.telemetry_support import process_telemetry
+from tests.telemetry_support import process_spans, process_telemetry
 from workflows.run_workflow import RunWorkflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,7 +55,7 @@ pytestmark = pytest.mark.timeout(120)
 def test_no_exporter_unless_configured():
     assert exporter_names({}, "traces") == [] and exporter_names({}, "metrics") == []
     telemetry = build({})
-    assert telemetry.tracer_provider is None and telemetry.interceptors() == []
+    assert telemetry.tracer_provider is None and telemetry.plugins() == []
 
 
 def test_otlp_when_an_endpoint_is_set_and_console_on_request():
@@ -44,10 +65,68 @@ def test_otlp_when_an_endpoint_is_set_and_console_on_request():
     assert exporter_names({**env, "OTEL_SDK_DISABLED": "true"}, "traces") == []
     telemetry = build({**env, "OTEL_METRICS_EXPORTER": "none"})
     try:
-        assert telemetry.tracer_provider is not None and telemetry.meter_provider is None
-        assert len(telemetry.interceptors()) == 1
+        assert isinstance(telemetry.tracer_provider, ReplaySafeTracerProvider)
+        assert telemetry.meter_provider is None
     finally:
         telemetry.shutdown()
+
+
+def test_the_plugin_needs_the_telemetrys_provider_to_be_the_global_one():
+    """The plugin's spans go to the global tracer provider: a telemetry that is not the
+    installed one is refused naming the cause, the installed one gives the plugin."""
+    other = build({"OTEL_TRACES_EXPORTER": "console"})
+    try:
+        with pytest.raises(ObservabilityConfigError, match="global one"):
+            other.plugins()
+    finally:
+        other.shutdown()
+    [plugin] = process_spans().telemetry.plugins()
+    assert isinstance(plugin, RunTracingPlugin) and isinstance(plugin, OpenTelemetryPlugin)
+    kinds = [type(i) for i in plugin.interceptors]
+    assert kinds == [RunContextInterceptor, OpenTelemetryInterceptor, WorkflowSpanInterceptor]
+
+
+def test_run_attributes_and_abandoned_spans():
+    """run_id/tenant_id from the baggage of a call to a run; a span marked abandoned never
+    reaches an exporter, every other one does."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(RunAttributesSpanProcessor())
+    provider.add_span_processor(ExportedSpans(SimpleSpanProcessor(exporter)))
+    tracer = provider.get_tracer("test")
+    with run_baggage("run-r-1", "t-1"), tracer.start_as_current_span("call"):
+        pass
+    with run_baggage("reconcile-1", "t-1"), tracer.start_as_current_span("other workflow"):
+        pass
+    with tracer.start_as_current_span("dropped", attributes={ABANDONED: True}):
+        pass
+    kept = {s.name: dict(s.attributes) for s in exporter.get_finished_spans()}
+    assert kept == {"call": {"run_id": "r-1", "tenant_id": "t-1"}, "other workflow": {}}
+    provider.shutdown()
+
+
+def failed_detach(during_close: bool) -> logging.LogRecord:
+    try:
+        try:
+            raise GeneratorExit if during_close else KeyError("unrelated")
+        except BaseException:
+            raise ValueError("<Token ...> was created in a different Context") from None
+    except ValueError as exc:
+        exc.__suppress_context__ = False
+        info = (type(exc), exc, exc.__traceback__)
+    return logging.LogRecord("opentelemetry.context", logging.ERROR, __file__, 1,
+                             "Failed to detach context", None, info)  # fmt: skip
+
+
+def test_a_failed_detach_of_a_closed_coroutine_is_not_logged():
+    """What a worker shutting down with cached runs logs once per run (the garbage
+    collector closing them) is dropped; any other failed detach is kept."""
+    quiet_abandoned_detaches()
+    quiet_abandoned_detaches()  # once
+    logger = logging.getLogger("opentelemetry.context")
+    assert len(logger.filters) == 1
+    assert not logger.filter(failed_detach(during_close=True))
+    assert logger.filter(failed_detach(during_close=False))
 
 
 def test_unknown_exporter_or_protocol_is_refused_naming_the_variable():
@@ -82,11 +161,11 @@ async def wait_paused(handle) -> None:
 async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
     dev_env, settings, sessions, task_queue
 ):
-    """Run 1 goes straight through. Run 2 pauses, its worker stops, and a new worker
-    (empty cache) replays its history before resuming it: no workflow span twice."""
-    exporter = InMemorySpanExporter()
-    telemetry = build({}, span_processors=[SimpleSpanProcessor(exporter)])
-    client = with_interceptors(dev_env.client, telemetry.interceptors())
+    """Started by the traced client: run 1 goes straight through; run 2 starts paused (its
+    pause with the start), its worker stops, and a new worker (empty cache) replays its
+    history before an untraced client resumes it: no workflow span twice."""
+    spans = process_spans()
+    client = with_plugins(dev_env.client, spans.telemetry.plugins())
     tenant = new_tenant(sessions)
     payload = {"tenant_id": tenant, "steps": echo_steps(2)}
     async with running_worker(client, settings, sessions, task_queue):
@@ -101,10 +180,11 @@ async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
         await untraced.signal("resume", {"actor": USER})
         assert (await paused.result()).status == "succeeded"
 
-    by_run = defaultdict(list)
-    for span in exporter.get_finished_spans():
-        by_run[span.attributes.get("run_id")].append(span)
     run_ids = [h.id.removeprefix("run-") for h in (straight, paused)]
+    by_run = defaultdict(list)
+    for span in spans.exporter.get_finished_spans():
+        if span.attributes.get("run_id") in run_ids:
+            by_run[span.attributes["run_id"]].append(span)
     assert set(by_run) == set(run_ids), "every span carries the run id of its run"
     for tree in by_run.values():
         assert {s.attributes.get("tenant_id") for s in tree} == {tenant}
@@ -114,28 +194,37 @@ async def test_one_span_tree_per_run_with_run_id_and_no_duplicates_on_replay(
         ids = {s.context.span_id for s in tree}
         assert all(s.parent.span_id in ids for s in tree if s.parent is not None)
         names = Counter(s.name for s in tree)
-        assert names["RunWorkflow:RunWorkflow"] == 1 and names["CompleteWorkflow:RunWorkflow"] == 1
+        assert names["RunWorkflow:RunWorkflow"] == 1
+        [workflow] = [s for s in tree if s.name == "RunWorkflow:RunWorkflow"]
+        assert workflow.parent.span_id == root.context.span_id
+        assert workflow.end_time - workflow.start_time > 0
         assert names["StartActivity:steps.execute"] == 2 == names["RunActivity:steps.execute"]
         assert names["StartActivity:runs.open"] == 1 == names["RunActivity:runs.open"]
         for name, n in names.items():
             if name.startswith("StartActivity:"):
                 assert n == names["RunActivity:" + name.split(":", 1)[1]], name
     assert len({tree[0].context.trace_id for tree in by_run.values()}) == 2
-    paused_names = Counter(s.name for s in by_run[run_ids[1]])
+    paused_tree = by_run[run_ids[1]]
+    paused_names = Counter(s.name for s in paused_tree)
     assert paused_names["HandleSignal:pause"] == 1 == paused_names["HandleSignal:resume"]
     assert paused_names["StartActivity:control.record_pause"] == 1
+    parents = {s.name: s.parent.span_id for s in paused_tree if s.parent is not None}
+    by_name = {s.name: s.context.span_id for s in paused_tree}
+    # the pause came with the start: under the client's span; the untraced resume: under
+    # the workflow span
+    assert parents["HandleSignal:pause"] == by_name["SignalWithStartWorkflow:RunWorkflow"]
+    assert parents["HandleSignal:resume"] == by_name["RunWorkflow:RunWorkflow"]
 
-    before = len(exporter.get_finished_spans())
+    before = len(spans.exporter.get_finished_spans())
     replayer = Replayer(
         workflows=[RunWorkflow],
-        interceptors=telemetry.interceptors(),
+        plugins=spans.telemetry.plugins(),
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(),
     )
     for handle in (straight, paused):
         await replayer.replay_workflow(await handle.fetch_history())
-    assert len(exporter.get_finished_spans()) == before, "replay created spans"
-    telemetry.shutdown()
+    assert len(spans.exporter.get_finished_spans()) == before, "replay created spans"
 
 
 @pytest.fixture

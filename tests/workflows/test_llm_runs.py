@@ -11,7 +11,7 @@ from db.models import TraceStep
 from db.queries.evidence import run_proof
 from runtime.chat_completions import chat_server
 from runtime.chat_scripts import ToolCall, Turn
-from runtime.temporal_client import with_interceptors
+from runtime.temporal_client import with_plugins
 from runtime.worker_factory import workflow_runner
 from tests.helpers import new_tenant, rows, running_worker, start_run
 from tests.telemetry_support import process_spans, process_telemetry
@@ -52,7 +52,7 @@ async def test_each_attempt_is_one_chat_span_in_the_runs_tree_and_none_on_replay
     dev_env, settings, sessions, task_queue, run_id
 ):
     spans, reader = process_spans(), process_telemetry().reader
-    client = with_interceptors(dev_env.client, spans.telemetry.interceptors())
+    client = with_plugins(dev_env.client, spans.telemetry.plugins())
     model = f"traced-{run_id}"
     tenant = new_tenant(sessions)
     with chat_server(usage=(40, 9)) as server:
@@ -91,7 +91,7 @@ async def test_each_attempt_is_one_chat_span_in_the_runs_tree_and_none_on_replay
     ]
 
     before = len(spans.exporter.get_finished_spans())
-    replayer = Replayer(workflows=[RunWorkflow], interceptors=spans.telemetry.interceptors(),
+    replayer = Replayer(workflows=[RunWorkflow], plugins=spans.telemetry.plugins(),
                         data_converter=pydantic_data_converter,
                         workflow_runner=workflow_runner())  # fmt: skip
     await replayer.replay_workflow(await handle.fetch_history())
@@ -106,7 +106,7 @@ async def test_an_agents_tool_calls_are_execute_tool_spans_in_the_runs_tree(
     """GenAI conventions: each tool call the model asked for is an ``execute_tool {name}``
     span with the call's id, in the run's trace beside the ``chat`` spans."""
     spans = process_spans()
-    client = with_interceptors(dev_env.client, spans.telemetry.interceptors())
+    client = with_plugins(dev_env.client, spans.telemetry.plugins())
     model = f"m-{run_id}"
     tenant = new_tenant(sessions)
     echo = ToolCall("echo", {"text": "ticket 42"})
