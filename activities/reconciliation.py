@@ -62,34 +62,57 @@ def state_of(execution: WorkflowExecution, run_id: str) -> RunState:
 
 
 def owner(executions: list[WorkflowExecution], run: OpenRun) -> WorkflowExecution | None:
-    """The execution the run goes on in: the one that opened it (its row's execution id) or,
-    once that one continued as new, the latest of its workflow id; with no execution id,
-    the latest one."""
-    latest = max(executions, key=lambda e: e.start_time, default=None)
+    """The execution the run goes on in: the latest of the chain that began with the one
+    that opened it (its row's execution id; a continue-as-new keeps the chain's first run
+    id), else that one itself; with no execution id, the latest one."""
     if run.execution_id is None:
-        return latest
+        return _latest(executions)
+    chain = [e for e in executions if _first_run_id(e) == run.execution_id]
+    if chain:
+        return _latest(chain)
     opened = next((e for e in executions if e.run_id == run.execution_id), None)
-    if opened is not None and _continued(opened):
-        return latest
+    if opened is not None and _continued(opened):  # a visibility without first run ids
+        return _latest(executions)
     return opened
+
+
+def _latest(executions: list[WorkflowExecution]) -> WorkflowExecution | None:
+    return max(executions, key=lambda e: e.start_time, default=None)
+
+
+def _first_run_id(execution: WorkflowExecution | WorkflowExecutionDescription) -> str:
+    return execution.raw_info.first_run_id
+
+
+async def describe(client: Client, run_id: str, execution_id: str | None = None) -> RunState:
+    """The state of ``run-<run_id>``, or of the chain that began with ``execution_id``: an
+    execution that continued as new, or that is gone past the namespace's retention, is
+    followed to the latest execution when that one belongs to its chain; NOT_FOUND when
+    there is none."""
+    desc = await _described(client, run_id, execution_id)
+    if execution_id is not None and (desc is None or _continued(desc)):
+        latest = await _described(client, run_id)
+        if latest is not None and _first_run_id(latest) == execution_id:
+            desc = latest  # the run goes on (or ended) in a later execution of its chain
+    if desc is None:
+        return RunState(run_id=run_id, state=WorkflowState.NOT_FOUND)
+    return state_of(desc, run_id)
+
+
+async def _described(
+    client: Client, run_id: str, execution_id: str | None = None
+) -> WorkflowExecutionDescription | None:
+    handle = client.get_workflow_handle(run_workflow_id(run_id), run_id=execution_id)
+    try:
+        return await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 def _continued(execution: WorkflowExecution | WorkflowExecutionDescription) -> bool:
     return execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
-
-
-async def describe(client: Client, run_id: str, execution_id: str | None = None) -> RunState:
-    """The state of ``run-<run_id>`` (of one execution of it); NOT_FOUND when there is none."""
-    handle = client.get_workflow_handle(run_workflow_id(run_id), run_id=execution_id)
-    try:
-        desc: WorkflowExecutionDescription = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return RunState(run_id=run_id, state=WorkflowState.NOT_FOUND)
-        raise
-    if execution_id is not None and _continued(desc):  # the run goes on in a later execution
-        return await describe(client, run_id)
-    return state_of(desc, run_id)
 
 
 class ReconcileActivities:

@@ -270,10 +270,14 @@ async def control_run(
 
 
 async def _has_run(handle: WorkflowHandle, look_at: int = 8) -> bool:
-    """Whether a worker has completed a workflow task of the run (its first events)."""
+    """Whether a worker has completed a workflow task of the run (its first events), or of
+    the Temporal run it continued as new from."""
     seen = 0
     async for event in handle.fetch_history_events(page_size=look_at):
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+        started = event.workflow_execution_started_event_attributes
+        if seen == 0 and started.continued_execution_run_id and not started.cron_schedule:
             return True
         seen += 1
         if seen >= look_at:

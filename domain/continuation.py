@@ -6,14 +6,16 @@ a long run then continues as a new run of the same workflow id between two plann
 this continuation: what the run had committed and decided so far, so that it goes on at
 ``next_index`` as if nothing happened — no second open, trace or check at step 0.
 
-Accepted only by a run Temporal itself continued (``workflow.info().continued_run_id``):
-a continuation handed to a fresh start is refused, so that nobody can start a run past
-its open with a cost, a phase or approvals of their own making.
+Accepted only by a run Temporal itself continued from the run the continuation names
+(``continued_from`` is ``workflow.info().continued_run_id``; not a cron run, not a retry):
+a continuation handed to a fresh start, to a cron schedule or to a retried start is
+refused, so that nobody can start a run past its open with a cost, a phase or approvals
+of their own making (a forger cannot know the Temporal run id it would have to name).
 """
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from domain.chat_tools import ToolDefinition
 from domain.enums import Phase, RunStatus
@@ -23,6 +25,8 @@ from domain.models import RunConfig, Strict
 class RunContinuation(Strict):
     """One run's committed state and control decisions at a step boundary."""
 
+    version: Literal[1] = 1  # of this model: a later one must still read what it wrote
+    continued_from: str  # the Temporal run id of the run that continued as new
     next_index: int  # the planned step the continued run starts with
     segment: int  # 1 for the first continued run, 2 for the next, ...
     # workflows.run_state.RunState
@@ -30,6 +34,7 @@ class RunContinuation(Strict):
     status: RunStatus
     seq: int
     steps_done: int
+    steps_total: int  # the declared steps: the planned ones and an agent's calls so far
     cost: Decimal
     budget: Decimal | None
     prev_hash: str

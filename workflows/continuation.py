@@ -24,6 +24,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.run_state import RunState
 
 
+class ContinuationUnreadable(RuntimeError):
+    """A continuation this code cannot read: a bug or a version it does not know. Not an
+    ApplicationError: the workflow *task* fails and is retried until a worker that reads
+    it takes it; the run waits instead of failing."""
+
+
 def split_args(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
     """The run's input and, in a run Temporal continued as new, its continuation payload
     (None otherwise: a second payload of a fresh start stays part of the input, which is
@@ -33,12 +39,22 @@ def split_args(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
     return args, None
 
 
-def parse(raw: Any) -> tuple[RunContinuation | None, str | None]:
-    """The continuation, or why it is not one."""
+def accept(raw: Any) -> tuple[RunContinuation | None, str | None]:
+    """The continuation, or why this run refuses it: only the run Temporal continued as
+    new from the run the continuation names takes it (not a cron run, not a retry). One it
+    should take but cannot read is ContinuationUnreadable."""
+    info = workflow.info()
+    named = raw.get("continued_from") if isinstance(raw, dict) else None
+    if info.cron_schedule or info.attempt != 1 or named != info.continued_run_id:
+        return None, (
+            f"continuation: refused, this run was not continued as new from run {named!r} "
+            f"(it follows {info.continued_run_id!r}"
+            f"{', a cron schedule' if info.cron_schedule else ''}, attempt {info.attempt})"
+        )
     try:
         return RunContinuation.model_validate(raw), None
     except ValidationError as exc:
-        return None, f"continuation: {describe_validation_error(exc)}"
+        raise ContinuationUnreadable(f"continuation: {describe_validation_error(exc)}") from None
 
 
 def due(state: RunState, control: RunControl) -> bool:
@@ -55,6 +71,7 @@ def continue_as_new(raw_input: Any, state: RunState, control: RunControl, agent:
                     next_index: int, segment: int) -> None:  # fmt: skip
     """End this run and continue it as new at planned step ``next_index`` (never returns)."""
     carried = RunContinuation(
+        continued_from=workflow.info().run_id,
         next_index=next_index,
         segment=segment + 1,
         agent_tools=list(agent.tools.values()),

@@ -267,13 +267,16 @@ class RunControl:
         at: int,
         attempt: Callable[[str | None], Awaitable[StepResult]],
         could_not_run: Callable[[str], Outcome],
+        waiting: Callable[[], None] | None = None,
     ) -> StepResult | Outcome:
         """One step at trace index ``at``, as every step runs (planned or an agent's): the
         checkpoint first, then ``attempt(approved_digest)`` — its step activity — again once
         approved (REQUIRE_APPROVAL) or when a steps-in-flight slot is free. Its result (a
         prevention included: the caller's to act on), or the Outcome that ends the run: the
         checkpoint's, the approval pause's, or ``could_not_run(cause)`` when the activity
-        failed. An exception ``attempt`` raises before it schedules anything is the caller's."""
+        failed. An exception ``attempt`` raises before it schedules anything is the caller's.
+        ``waiting`` is called before each wait for a free slot of a step not yet approved
+        (nothing of it in flight): the run may continue as new there."""
         waits = 0
         approved: str | None = None  # the digest of this step's approval, once given
         while True:
@@ -294,6 +297,8 @@ class RunControl:
                 continue
             if not result.waiting_for_slot:
                 return result
+            if waiting is not None and approved is None:
+                waiting()
             waits += 1
             await self.wait_for_slot(waits)
 

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.validation_errors import describe
     from workflows import patches
-    from workflows.errors import one_object
+    from workflows.errors import is_cancellation, one_object
     from workflows.options import DB_WRITE
 
 
@@ -41,7 +41,9 @@ class OrchestrationFailure(Exception):
         self.kind = kind
 
 
-def _activity_failure(exc: ActivityError | ApplicationError) -> OrchestrationFailure:
+def _activity_failure(exc: FailureError) -> OrchestrationFailure:
+    """What failed: an ActivityError's cause, or a local activity's failure as it came (an
+    ApplicationError, a TimeoutError of its last attempt, ...)."""
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
@@ -91,9 +93,9 @@ class PromoteCandidateWorkflow:
             failure = OrchestrationFailure(exc.kind, str(exc))
         except ActivityError as exc:
             failure = _activity_failure(exc)
-        except ApplicationError as exc:  # a local activity's failure is its cause, unwrapped
-            if not workflow.patched(patches.RECORD_LOCAL_ACTIVITY_FAILURES):
-                raise  # before the patch: the workflow failed without recording it
+        except FailureError as exc:  # a local activity's failure is its cause, unwrapped
+            if is_cancellation(exc) or not workflow.patched(patches.RECORD_LOCAL_ACTIVITY_FAILURES):
+                raise  # cancelled; or before the patch: the workflow failed unrecorded
             failure = _activity_failure(exc)
         except OrchestrationFailure as exc:
             failure = exc

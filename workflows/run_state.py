@@ -80,6 +80,7 @@ class RunState:
             "status": self.status,
             "seq": self.seq,
             "steps_done": self.steps_done,
+            "steps_total": self.steps_total,
             "cost": self.cost,
             "budget": self.budget,
             "prev_hash": self.prev_hash,
@@ -93,7 +94,8 @@ class RunState:
     def restore(self, carried: RunContinuation) -> None:
         """Take over what the run before this continue-as-new had committed."""
         self.phase, self.status, self.seq = carried.phase, carried.status, carried.seq
-        self.steps_done, self.cost, self.budget = carried.steps_done, carried.cost, carried.budget
+        self.steps_done, self.steps_total = carried.steps_done, carried.steps_total
+        self.cost, self.budget = carried.cost, carried.budget
         self.prev_hash, self.traced = carried.prev_hash, carried.traced
         for flag in PATCH_FLAGS:
             setattr(self, flag, carried.patches.get(flag, False))

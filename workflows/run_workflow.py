@@ -79,7 +79,7 @@ class RunWorkflow:
         # Where the run before this one left it, when Temporal continued it as new.
         self._continued: RunContinuation | None = None
         if carried is not None and not self._input_error:
-            self._continued, self._input_error = continuation.parse(carried)
+            self._continued, self._input_error = continuation.accept(carried)
         run_id = (
             self._input.run_id
             if self._input and self._input.run_id
@@ -91,6 +91,8 @@ class RunWorkflow:
         self.updates = ControlUpdates(self.control)
         self.agent = AgentLoop(self.state, self.writes, self.control, self._prevented)
         self.writes.on_change = lambda: run_details.publish(self.control)
+        if self._continued is not None:  # before any handler: they see the run as it is
+            continuation.restore(self._continued, self.state, self.control, self.agent)
 
     # ----- operator surface -------------------------------------------------------
 
@@ -199,7 +201,6 @@ class RunWorkflow:
             if ended is not None:
                 return ended
         else:  # continued as new between two steps: EXECUTING, where the last run left it
-            continuation.restore(self._continued, self.state, self.control, self.agent)
             self.writes.changed()
 
         # EXECUTING: the steps, with control at every step boundary
@@ -314,10 +315,8 @@ class RunWorkflow:
         for index, step in enumerate(inp.steps):
             if index < first:
                 continue
-            if index > first and continuation.due(s, self.control):  # history grew large
-                segment = carried.segment if carried else 0
-                continuation.continue_as_new(self._args[0], s, self.control, self.agent,
-                                             index, segment)  # fmt: skip
+            if index > first:  # its history grew large: on in a new run, from this step
+                self._continue_if_due(index)
             if step.skill == AGENT:  # driven here, each call a step (workflows.agent_loop)
                 later = len(inp.steps) - index - 1
                 ended = await self.agent.run(index, step, later, step.id in wanted)
@@ -338,7 +337,10 @@ class RunWorkflow:
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
 
             try:
-                result = await self.control.admitted_step(at, attempt, could_not_run)
+                result = await self.control.admitted_step(
+                    at, attempt, could_not_run,
+                    waiting=lambda index=index: self._continue_if_due(index),
+                )  # fmt: skip
             except step_refs.RefError as exc:
                 reason = f"step {index} ({step.skill}) not run: {exc}"
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
@@ -359,6 +361,14 @@ class RunWorkflow:
                 return Outcome(RunStatus.FAILED, reason, self._failure_incident())
             self.control.after_step(s.cost)
         return Outcome(RunStatus.SUCCEEDED)
+
+    def _continue_if_due(self, index: int) -> None:
+        """Continue as new before planned step ``index`` when Temporal suggests it and
+        nothing is in flight (workflows.continuation); never returns then."""
+        if continuation.due(self.state, self.control):
+            segment = self._continued.segment if self._continued else 0
+            continuation.continue_as_new(self._args[0], self.state, self.control, self.agent,
+                                         index, segment)  # fmt: skip
 
     async def _step(self, index: int, step: StepSpec, data: dict[str, Any],
                     approved: str | None = None) -> StepResult:  # fmt: skip

@@ -5,12 +5,15 @@ every step recorded once, one hash chain, data flowing across the boundary, appr
 pauses in a continued run; a continuation handed to a fresh start is refused."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from clients.runs import control_run
@@ -18,6 +21,8 @@ from db.models import DomainAck, Run, TraceStep
 from db.queries.evidence import run_proof
 from domain.ids import run_workflow_id
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
+from runtime.chat_completions import chat_server
+from runtime.chat_scripts import ToolCall, Turn
 from runtime.embedded_temporal import SPEED_FLAGS, temporal_binary
 from services.audit import reconcile_run
 from tests.helpers import add_rule, echo_steps, new_tenant, outcome, rows, running_worker, start_run
@@ -170,3 +175,76 @@ async def test_the_reconciliation_follows_a_run_into_its_continued_execution(
         "STALE", "TERMINATED", True)  # fmt: skip
     (row,) = rows(sessions, Run, id=run_id)
     assert (row.phase, row.status) == ("FAILED", "failed")
+
+
+async def test_a_run_that_continued_after_an_agent_step_ends_with_its_own_outcome(
+    long_env, settings, sessions, task_queue, run_id
+):
+    """An agent's calls are steps declared as it goes (steps_total grows): the continued
+    run carries them, so a later failure fails the run for that reason with every declared
+    step accounted for — not rolled back as incomplete."""
+    tenant = new_tenant(sessions)
+    steps = [
+        {"id": "triage", "skill": "agent", "input": {
+            "model": f"m-{run_id}", "prompt": "Triage ticket 42.", "tools": ["echo"]}},
+        *echo_steps(30),
+        {"skill": "template", "input": {"template": "$nope"}},  # fails: no variable nope
+    ]  # fmt: skip
+    turns = [Turn.calls(ToolCall("echo", {"text": "ticket 42"})), Turn.reply("P1")]
+    client = long_env.client
+    with chat_server() as server:
+        server.script(f"m-{run_id}", turns)
+        llm = settings.model_copy(update={"llm_base_url": server.base_url})
+        async with running_worker(client, llm, sessions, task_queue):
+            handle = await start_run(client, task_queue, run_id,
+                                     {"tenant_id": tenant, "steps": steps})  # fmt: skip
+            latest = client.get_workflow_handle(handle.id)
+            result = await handle.result()
+            status = await latest.query("status")
+            runs = await chain(client, handle.id, handle.result_run_id)
+    assert len(runs) >= 2, [len(events) for events in runs]
+    # 3 agent steps (2 model calls, 1 tool call) + 30 echo steps + the failing template
+    assert (result.phase, result.status, result.steps_done) == ("FAILED", "failed", 34)
+    assert "step 31 (template) failed" in result.reason, result.reason
+    assert not result.rolled_back
+    assert (status["step_index"], status["steps_total"]) == (34, 34)
+    assert reconcile_run(sessions, run_id).missing == []
+    (row,) = rows(sessions, Run, id=run_id)
+    assert (row.phase, row.status, row.steps_total) == ("FAILED", "failed", 34)
+
+
+async def test_a_continuation_a_retried_run_is_handed_is_refused(
+    long_env, settings, sessions, task_queue, run_id
+):
+    """A retry (like a cron run) follows the run before it — continued_run_id is set — but a
+    continuation must name the run it comes from, which a forger cannot know, and a retry
+    never takes one: refused, nothing written. The first attempt times out with no worker
+    polling; the second is the one that meets the continuation."""
+    tenant = new_tenant(sessions)
+    forged = {"continued_from": "whatever", "next_index": 3, "segment": 1, "phase": "EXECUTING",
+              "status": "running", "seq": 2, "steps_done": 3, "steps_total": 4, "cost": "0",
+              "budget": None, "prev_hash": "0" * 64, "traced": False, "patches": {},
+              "skills_used": [], "outputs": {}, "config": {}, "consumed_digests": [],
+              "pauses": 0, "refusals_recorded": 0, "started_at": None, "run_deadline": None,
+              "baseline": {}, "last_check_at": None, "checked_at_open": False,
+              "steps_since_check": 0, "forced": False, "budget_warned": False,
+              "agent_tools": []}  # fmt: skip
+    client = long_env.client
+    handle = await client.start_workflow(
+        "RunWorkflow",
+        args=[{"tenant_id": tenant, "steps": echo_steps(4)}, forged],
+        id=run_workflow_id(run_id),
+        task_queue=task_queue,
+        run_timeout=timedelta(seconds=1),
+        retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1)),
+    )
+    await asyncio.sleep(2.5)  # the first attempt timed out, unrun: the retry is scheduled
+    async with running_worker(client, settings, sessions, task_queue):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await client.get_workflow_handle(handle.id).result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidRunInput"
+    assert "continuation: refused, this run was not continued as new from run 'whatever'" in (
+        cause.message)  # fmt: skip
+    assert "attempt 2" in cause.message
+    assert rows(sessions, Run, id=run_id) == []
