@@ -9,15 +9,21 @@ without end, a workflow-task heartbeat every few seconds.
 """
 
 import asyncio
+import functools
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from db.models import DomainAck, PolicyEvaluation, Run
-from tests.faults import activities_with_outages
-from tests.helpers import echo_steps, new_tenant, rows, running_worker, start_run
+from runtime.worker_factory import build_activities
+from tests.faults import activities_with_outages, name_of
+from tests.helpers import echo_steps, markers, new_tenant, rows, running_worker, start_run
+from workflows import durable_writes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,4 +121,45 @@ async def test_a_bug_in_a_write_fails_the_workflow_task_and_a_fixed_worker_finis
         result = await handle.result()
     assert (result.phase, result.status) == ("COMPLETED", "succeeded")
     assert rows(sessions, Run, id=run_id)[0].finalized_at is not None
+    assert_once(sessions, run_id)
+
+
+def hanging_locally(real, seconds: float):
+    """``real`` whose local attempts hang ``seconds`` before they write (a database that
+    answers late): each of them outlives its (shortened) start-to-close timeout, then
+    commits; the regular activity after them finds the write in the ledger."""
+
+    @functools.wraps(real)
+    def wrapper(*args):
+        if activity.info().is_local:
+            time.sleep(seconds)
+        return real(*args)
+
+    return wrapper
+
+
+async def test_a_write_whose_local_attempts_time_out_is_waited_out(
+    dev_env, settings, sessions, task_queue, run_id, monkeypatch
+):
+    """A database that hangs rather than refuses: runs.finalize's local attempts time out
+    (their TimeoutError reaches the workflow as an ActivityError, neither a bug nor a
+    rejection); one regular activity finishes it, and the write is there once although
+    every timed-out attempt committed."""
+    monkeypatch.setitem(durable_writes.WRITE_LOCAL, "start_to_close_timeout",
+                        timedelta(seconds=0.5))  # fmt: skip
+    tenant = new_tenant(sessions)
+    with httpx.Client() as http:
+        real = build_activities(settings, sessions, http)
+    acts = [hanging_locally(fn, 0.8) if name_of(fn) == "runs.finalize" else fn for fn in real]
+    async with running_worker(dev_env.client, settings, sessions, task_queue, activities=acts):
+        handle = await start_run(dev_env.client, task_queue, run_id,
+                                 {"tenant_id": tenant, "steps": echo_steps(2)})  # fmt: skip
+        result = await handle.result()
+        events = await events_of(handle)
+    assert (result.phase, result.status) == ("COMPLETED", "succeeded")
+    assert len(scheduled(events, "runs.finalize")) == 1  # after the local attempts timed out
+    local = [what for kind, what in await markers(handle) if kind == "core_local_activity"]
+    assert local.count("runs.finalize") == 1  # one marker: its last local attempt's failure
+    run = rows(sessions, Run, id=run_id)[0]
+    assert (run.phase, run.status) == ("COMPLETED", "succeeded") and run.finalized_at
     assert_once(sessions, run_id)
