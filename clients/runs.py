@@ -12,6 +12,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -283,3 +284,20 @@ async def _has_run(handle: WorkflowHandle, look_at: int = 8) -> bool:
         if seen >= look_at:
             break
     return False
+
+
+async def run_histories(
+    client: Client, workflow_id: str, first_run_id: str
+) -> list[WorkflowHistory]:
+    """The history of every Temporal run a run took, first to last: a run that continued as
+    new (workflows.continuation) goes on in a new Temporal run of the same workflow id."""
+    found: list[WorkflowHistory] = []
+    run_id: str | None = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        found.append(history)
+        last = history.events[-1]
+        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        attrs = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attrs.new_execution_run_id if continued else None
+    return found

@@ -178,3 +178,29 @@ async def markers(handle: WorkflowHandle) -> list[tuple[str, str]]:
         else:
             found.append((attrs.marker_name, ""))
     return found
+
+
+def assert_settings_refused(env: dict[str, str], named: str, monkeypatch, tmp_path, capsys) -> str:  # noqa: ANN001
+    """These environment variables are refused naming ``named``: by Settings, and by the CLI
+    in one line with exit 2 and nothing created. Returns Settings' message."""
+    from pydantic import ValidationError
+
+    from cli.main import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        Settings(_env_file=None)
+    except ValidationError as refused:
+        message = str(refused)
+    else:
+        raise AssertionError(f"{env} was accepted")
+    assert named in message, message
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code = main(["findings"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: invalid settings: ") and named in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    return message

@@ -4,13 +4,12 @@ naming the setting), and how `starter.py reconcile` prints what was purged."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 
-from cli.main import main
 from cli.reconcile import _summary_text
 from domain.reconcile_messages import PurgeCounts, ReconcileSummary, ReconcileTotals
 from domain.retention import RetentionError, RetentionPolicy, cutoff, outbox_cutoff
 from runtime.settings import Settings
+from tests.helpers import assert_settings_refused
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -70,19 +69,7 @@ def test_settings_build_the_policy_and_zero_keeps_forever():
     ],
 )
 def test_a_bad_ttl_is_refused_naming_the_setting(env, named, monkeypatch, tmp_path, capsys):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None)
-    assert named in str(refused.value)
-    # the CLI: one line naming it, exit 2, nothing created
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    code = main(["findings"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: invalid settings: ") and named in err, err
-    assert len(err.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
+    assert_settings_refused(env, named, monkeypatch, tmp_path, capsys)
 
 
 def test_the_reconcile_summary_prints_what_was_purged():

@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from clients.runs import control_run
+from clients.runs import control_run, run_histories
 from db.models import DomainAck, Run, TraceStep
 from db.queries.evidence import run_proof
 from domain.ids import run_workflow_id
@@ -59,18 +59,18 @@ async def awaited_approval(handle) -> dict:
     raise AssertionError(f"{handle.id} never waited for an approval")
 
 
-async def chain(client: Client, workflow_id: str, first_run_id: str) -> list[list]:
-    """The events of every Temporal run of the workflow, first to last."""
-    runs, run_id = [], first_run_id
-    while run_id:
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        events = (await handle.fetch_history()).events
-        runs.append(events)
-        last = events[-1]
-        is_continued = last.event_type == CONTINUED
-        attrs = last.workflow_execution_continued_as_new_event_attributes
-        run_id = attrs.new_execution_run_id if is_continued else None
-    return runs
+async def held_in_a_continued_run(client, sessions, task_queue, run_id) -> tuple:
+    """A 35-step run whose last step a REQUIRE_APPROVAL rule holds, by then in a continued
+    Temporal run: (its start handle, a handle on its current run, the awaited approval)."""
+    tenant = new_tenant(sessions)
+    add_rule(sessions, tenant, "review-templates", "SKILL_USED", {"skill": "template"},
+             "REQUIRE_APPROVAL")  # fmt: skip
+    steps = [*echo_steps(34), {"skill": "template", "input": {"template": "late"}}]
+    handle = await start_run(client, task_queue, run_id, {"tenant_id": tenant, "steps": steps})
+    latest = client.get_workflow_handle(handle.id)  # whichever Temporal run is current
+    approval = await awaited_approval(latest)
+    assert (await latest.describe()).run_id != handle.result_run_id  # held in a continued run
+    return handle, latest, approval
 
 
 async def test_a_long_run_continues_as_new_and_goes_on_where_it_was(
@@ -84,7 +84,7 @@ async def test_a_long_run_continues_as_new_and_goes_on_where_it_was(
     async with running_worker(client, settings, sessions, task_queue):
         handle = await start_run(client, task_queue, run_id, {"tenant_id": tenant, "steps": steps})
         result = await handle.result()
-        runs = await chain(client, handle.id, handle.result_run_id)
+        runs = [h.events for h in await run_histories(client, handle.id, handle.result_run_id)]
     assert (result.phase, result.status, result.steps_done) == ("COMPLETED", "succeeded", 40)
     assert len(runs) >= 3, [len(events) for events in runs]
     assert all(events[-1].event_type == CONTINUED for events in runs[:-1])
@@ -111,18 +111,11 @@ async def test_a_long_run_continues_as_new_and_goes_on_where_it_was(
 async def test_a_continued_run_is_held_for_an_approval_and_goes_on_once_approved(
     long_env, settings, sessions, task_queue, run_id
 ):
-    tenant = new_tenant(sessions)
-    add_rule(sessions, tenant, "review-templates", "SKILL_USED", {"skill": "template"},
-             "REQUIRE_APPROVAL")  # fmt: skip
-    steps = [*echo_steps(34), {"skill": "template", "input": {"template": "late"}}]
     client = long_env.client
     async with running_worker(client, settings, sessions, task_queue):
-        handle = await start_run(client, task_queue, run_id, {"tenant_id": tenant, "steps": steps})
-        latest = client.get_workflow_handle(handle.id)  # whichever Temporal run is current
-        approval = await awaited_approval(latest)
+        handle, latest, approval = await held_in_a_continued_run(client, sessions,
+                                                                 task_queue, run_id)  # fmt: skip
         assert approval["step_index"] == 34
-        described = await latest.describe()
-        assert described.run_id != handle.result_run_id  # held in a continued run
         await control_run(client, run_id, "approve", {"actor": ADMIN, "digest": approval["digest"]})
         result = await handle.result()
     assert (result.phase, result.status, result.steps_done) == ("COMPLETED", "succeeded", 35)
@@ -155,16 +148,9 @@ async def test_the_reconciliation_follows_a_run_into_its_continued_execution(
     """The row names the execution that opened the run, which CONTINUED_AS_NEW: the
     cross-check of open runs asks about the latest one instead — left alone while it runs,
     STALE once it is terminated (before, the opener's CONTINUED_AS_NEW hid it for good)."""
-    tenant = new_tenant(sessions)
-    add_rule(sessions, tenant, "review-templates", "SKILL_USED", {"skill": "template"},
-             "REQUIRE_APPROVAL")  # fmt: skip
-    steps = [*echo_steps(34), {"skill": "template", "input": {"template": "late"}}]
     client = long_env.client
     async with running_worker(client, settings, sessions, task_queue):
-        handle = await start_run(client, task_queue, run_id, {"tenant_id": tenant, "steps": steps})
-        latest = client.get_workflow_handle(handle.id)
-        await awaited_approval(latest)
-        assert (await latest.describe()).run_id != handle.result_run_id
+        handle, latest, _ = await held_in_a_continued_run(client, sessions, task_queue, run_id)
         running = await reconcile_once(client, task_queue)
         assert running.totals.open_runs_checked >= 1 and report_for(running, run_id) is None
         await latest.terminate("operator: temporal workflow terminate")
@@ -201,7 +187,7 @@ async def test_a_run_that_continued_after_an_agent_step_ends_with_its_own_outcom
             latest = client.get_workflow_handle(handle.id)
             result = await handle.result()
             status = await latest.query("status")
-            runs = await chain(client, handle.id, handle.result_run_id)
+            runs = [h.events for h in await run_histories(client, handle.id, handle.result_run_id)]
     assert len(runs) >= 2, [len(events) for events in runs]
     # 3 agent steps (2 model calls, 1 tool call) + 30 echo steps + the failing template
     assert (result.phase, result.status, result.steps_done) == ("FAILED", "failed", 34)

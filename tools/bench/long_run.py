@@ -23,13 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from clients.runs import run_result, start_run
+from clients.runs import run_histories, run_result, start_run
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from domain.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -42,8 +40,6 @@ from tools.bench.probe import ActivityProbe
 from tools.bench.runner import seed_tenant
 from workflows.patches import CONTINUE_AS_NEW_WHEN_SUGGESTED
 
-CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-
 
 @dataclass
 class LongRunFigures:
@@ -53,18 +49,6 @@ class LongRunFigures:
     total_events: int
     seconds: float
     status: str
-
-
-async def histories(client: Client, workflow_id: str, first_run_id: str) -> list[list]:
-    found, run_id = [], first_run_id
-    while run_id:
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        events = (await handle.fetch_history()).events
-        found.append(events)
-        last = events[-1]
-        attrs = last.workflow_execution_continued_as_new_event_attributes
-        run_id = attrs.new_execution_run_id if last.event_type == CONTINUED else None
-    return found
 
 
 async def one_run(env: BenchEnv, settings: Settings, tenant: str, steps: int,
@@ -87,7 +71,7 @@ async def one_run(env: BenchEnv, settings: Settings, tenant: str, steps: int,
             handle = await start_run(env.client, task_queue, payload)  # as clients start runs
             result = await run_result(handle)
             seconds = time.perf_counter() - started
-    runs = await histories(env.client, handle.id, handle.result_run_id)
+    runs = [h.events for h in await run_histories(env.client, handle.id, handle.result_run_id)]
     return LongRunFigures(
         temporal_runs=len(runs),
         largest_history_events=max(len(events) for events in runs),
